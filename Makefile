@@ -1,0 +1,33 @@
+# One entry point for set-up: `make demo` runs the default job, `make test` runs the tests.
+# Every pip step uses constraints.txt so no dependency can pull a different (CUDA) torch.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+DEPS_HASH := $(shell cat pyproject.toml constraints.txt requirements-data.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e '.[all]'
+	$(PIP) install --quiet --no-deps -r requirements-data.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/edgepeft train
+	$(VENV)/bin/edgepeft deploy runs/digits-distill --device x86-server
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs dist

@@ -1,0 +1,70 @@
+"""edgepeft: train compact students from big models and ship them to edge devices.
+
+This module is the public API that plugins (built-in and third-party) import. It never imports
+torch or a runtime at import time.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from edgepeft.backend import Artifact, Backend, ExportOptions, Runner, TensorSpec
+from edgepeft.data import Dataset, NoOptions, Split, TaskData, stratified_split
+from edgepeft.devices import DeviceProfile
+from edgepeft.errors import (
+    ArtifactError,
+    BackendUnavailableError,
+    ConfigError,
+    DataError,
+    EdgepeftError,
+    ExportError,
+    ParityError,
+    PluginError,
+    TrainingError,
+    UnknownNameError,
+)
+from edgepeft.models import ModelFamily, ModelSpec
+from edgepeft.registry import Registrar
+from edgepeft.technique import Technique
+from edgepeft.train import Batch, StepState, TrainContext, predict
+from edgepeft.validation import StrictModel
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("edgepeft")
+"""Decorator for hook implementations: ``@edgepeft.hookimpl def edgepeft_register_techniques(register): ...``"""
+
+__all__ = [
+    "Artifact",
+    "ArtifactError",
+    "Backend",
+    "BackendUnavailableError",
+    "Batch",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "DeviceProfile",
+    "EdgepeftError",
+    "ExportError",
+    "ExportOptions",
+    "ModelFamily",
+    "ModelSpec",
+    "NoOptions",
+    "ParityError",
+    "PluginError",
+    "Registrar",
+    "Runner",
+    "Split",
+    "StepState",
+    "StrictModel",
+    "TaskData",
+    "Technique",
+    "TensorSpec",
+    "TrainContext",
+    "TrainingError",
+    "UnknownNameError",
+    "__version__",
+    "hookimpl",
+    "predict",
+    "stratified_split",
+]

@@ -1,0 +1,73 @@
+"""Backends: plugins that export a PyTorch model to a runtime's file, load it and run it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from edgepeft.requirements import NeedsPackages
+
+if TYPE_CHECKING:
+    import torch
+
+Runner = Callable[[np.ndarray], np.ndarray]
+"""A loaded model: a float32 batch in, a float32 batch of outputs out."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to export and run: precision, runtime threads, and the input layout the device expects."""
+
+    precision: str = "fp32"
+    threads: int = 1
+    input_layout: str = "NCHW"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An input or output of an exported model; ``"batch"`` marks the dynamic batch dimension."""
+
+    name: str
+    shape: list[int | str]
+    dtype: str = "float32"
+
+
+@dataclass
+class Artifact:
+    """An exported model: its main file, every file it needs, and its I/O signature."""
+
+    backend: str
+    path: Path
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    precision: str = "fp32"
+    extra_files: list[Path] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.path, *self.extra_files]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+
+class Backend(NeedsPackages, ABC):
+    """Base class for backend plugins: set ``name`` and ``requires``, implement export and load."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    @abstractmethod
+    def export(self, model: torch.nn.Module, example: np.ndarray, directory: Path, options: ExportOptions) -> Artifact:
+        """Write the model (in eval mode) to ``directory``; the batch dimension stays dynamic."""
+
+    @abstractmethod
+    def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
+        """A callable that runs the exported file with this backend's runtime."""

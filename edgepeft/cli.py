@@ -1,0 +1,246 @@
+"""The ``edgepeft`` command line. Heavy libraries load inside commands, so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+import edgepeft
+from edgepeft.errors import ArtifactError, EdgepeftError
+from edgepeft.plugins import PluginManager, default_manager
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class _Group(TyperGroup):
+    """Maps an :class:`EdgepeftError` to one line on stderr and its exit code (traceback: EDGEPEFT_DEBUG=1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgepeftError as exc:
+            if os.environ.get("EDGEPEFT_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True, markup=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="edgepeft",
+    help="Train compact students from big models and ship them to phones, cameras and edge boxes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+devices_app = typer.Typer(cls=_Group, help="List device profiles, or show one.", invoke_without_command=True)
+app.add_typer(devices_app, name="devices")
+
+
+def _manager(ctx: typer.Context) -> PluginManager:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = default_manager()
+    return root.obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"edgepeft {edgepeft.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """edgepeft: parameter-efficient training, compression and deployment for edge devices."""
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    )
+
+
+# -- plugins and devices -------------------------------------------------------------------------------
+
+
+@app.command()
+def plugins(ctx: typer.Context) -> None:
+    """List installed plugins and what they register, with availability or how to install what is missing."""
+    manager = _manager(ctx)
+    table = Table("name", "kind", "plugin", "distribution", "version", "status")
+    used = set()
+    for kind, registry in manager.registries.items():
+        for entry in registry:
+            info = manager.info.get(entry.plugin)
+            reason = getattr(entry.value, "unavailable_reason", lambda: None)()
+            status = "[green]available[/]" if reason is None else f"[yellow]unavailable[/]: {reason}"
+            table.add_row(
+                entry.name,
+                kind,
+                entry.plugin,
+                info.distribution if info else "-",
+                info.version if info else "-",
+                status,
+            )
+            used.add(entry.plugin)
+    for name, info in manager.info.items():
+        if name not in used:
+            hooks = ", ".join(manager.hooks_of(name)) or "no hooks"
+            table.add_row(name, "hooks", name, info.distribution, info.version, hooks)
+    out.print(table)
+
+
+@devices_app.callback()
+def devices(ctx: typer.Context) -> None:
+    """List every device profile (built-in, from plugins, and from EDGEPEFT_DEVICES_PATH)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgepeft.devices import load_profile
+
+    manager = _manager(ctx)
+    table = Table("name", "extends", "hardware", "backends", "precisions", "budgets (batch, p95, size)", "source")
+    for entry in manager.devices:
+        p = load_profile(entry.name, manager.devices)
+        hw, b = p.hardware, p.budgets
+        budgets = f"b{b.batch_size}, {b.p95_latency_ms or '-'} ms, {b.max_size_mb or '-'} MB"
+        table.add_row(
+            p.name,
+            p.extends or "",
+            f"{hw.platform}/{hw.arch} {hw.cores}c {hw.accelerator}",
+            ", ".join(p.runtime.backends),
+            ", ".join(p.runtime.precisions),
+            budgets,
+            entry.plugin,
+        )
+    out.print(table)
+
+
+@devices_app.command("show")
+def devices_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
+    """Show one device profile with everything it inherits resolved."""
+    from edgepeft.devices import load_profile
+
+    profile = load_profile(name, _manager(ctx).devices)
+    out.print(f"[bold]{profile.name}[/] — {profile.description}")
+    out.print(f"source: {profile.source}" + (f" (extends {profile.extends})" if profile.extends else ""))
+    for section in ("hardware", "runtime", "budgets", "parity"):
+        table = Table(title=section, show_header=False, title_justify="left")
+        for key, value in getattr(profile, section).model_dump().items():
+            table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        out.print(table)
+
+
+# -- train, deploy, verify -----------------------------------------------------------------------------
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    recipe: Annotated[
+        Path | None, typer.Argument(help="Recipe TOML; without it the built-in digits-distill recipe runs.")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Folder that receives runs/<name>/.")] = Path("runs"),
+) -> None:
+    """Train the teacher (or reuse it), then the student with the recipe's techniques."""
+    from edgepeft.recipe import default_recipe_path, load_recipe
+    from edgepeft.run import Trainer
+
+    manager = _manager(ctx)
+    resolved = load_recipe(recipe or default_recipe_path(), manager)
+    with _progress() as progress:
+        trainer = Trainer(resolved, manager, runs_dir, progress)
+        metrics = trainer.run()
+    table = Table("", "test accuracy", "val accuracy", "parameters", "size", title=f"run {resolved.recipe.name}")
+    for role in ("teacher", "student"):
+        m = metrics[role]
+        table.add_row(
+            role,
+            f"{m['test_accuracy']:.2%}",
+            f"{m['val_accuracy']:.2%}",
+            f"{m['parameters']:,}",
+            f"{m['size_bytes'] / 1024:.1f} KiB",
+        )
+    out.print(table)
+    out.print(
+        f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['accuracy_retention']:.1%} "
+        f"of the teacher's accuracy -> {trainer.run_dir}"
+    )
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    run: Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `edgepeft devices`).")],
+    backend: Annotated[str | None, typer.Option(help="Override the profile's backend preference.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Override the profile's precision preference.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the bundle.")] = Path("dist"),
+    runs_dir: Annotated[Path, typer.Option(help="Where run names are looked up.")] = Path("runs"),
+) -> None:
+    """Export the run's student for DEVICE, check parity on held-out data, measure, and write a bundle."""
+    from edgepeft.deploy import deploy as deploy_run
+    from edgepeft.devices import load_profile
+    from edgepeft.run import open_run
+
+    manager = _manager(ctx)
+    profile = load_profile(device, manager.devices)
+    opened = open_run(run, manager, runs_dir)
+    with _progress() as progress:
+        result = deploy_run(opened, profile, manager, out_dir, backend=backend, precision=precision, progress=progress)
+    m = result.manifest["metrics"]
+    parity = m["parity"]
+    out.print(
+        f"parity on {parity['examples']} held-out examples: top-1 agreement {parity['top1_agreement']:.2%}, "
+        f"max |diff| {parity['max_abs_diff']:.2g}"
+    )
+    table = Table("budget", "limit", "value", "unit", "source", "status", title=f"{profile.name} budgets")
+    for b in result.budgets:
+        colour = {"pass": "green", "fail": "red"}.get(b.status, "yellow")
+        value = "-" if b.value is None else f"{b.value:.4g}"
+        table.add_row(b.budget, f"{b.limit:g}", value, b.unit, b.source, f"[{colour}]{b.status}[/]")
+    out.print(table)
+    out.print(f"bundle: {result.folder}  ({result.zip_path.name})")
+    if not result.within_budget:
+        failed = ", ".join(b.budget for b in result.budgets if b.status == "fail")
+        err.print(f"[bold red]error:[/] the model does not meet the {profile.name} budget ({failed})")
+        raise typer.Exit(10)
+
+
+@app.command()
+def verify(bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder written by `edgepeft deploy`.")]) -> None:
+    """Check that every file of a bundle is present and unchanged (sha256 against manifest.json)."""
+    from edgepeft.bundle import verify as verify_bundle
+
+    problems = verify_bundle(bundle_dir)
+    if problems:
+        raise ArtifactError(f"bundle is not intact: {'; '.join(problems)}", where=str(bundle_dir))
+    out.print(f"{bundle_dir}: every file matches its manifest sha256")
+
+
+def main() -> None:
+    """Console-script entry point: load plugins, let them add commands, run."""
+    try:
+        manager = default_manager()
+        manager.call("edgepeft_register_commands", app=app)
+    except EdgepeftError as exc:
+        if os.environ.get("EDGEPEFT_DEBUG"):
+            raise
+        err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    app(prog_name="edgepeft", obj=manager)

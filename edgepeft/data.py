@@ -1,0 +1,115 @@
+"""Data sets and tasks. Real data sets live in plugins; this module holds what they return."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from edgepeft.errors import DataError
+from edgepeft.requirements import NeedsPackages
+from edgepeft.validation import StrictModel
+
+
+class NoOptions(StrictModel):
+    """Options model for a plugin that takes none."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: preprocessed inputs ``x`` (float32, batch first) and integer labels ``y``."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A classification task: train / validation / held-out test splits and what a device app needs.
+
+    ``preprocessing`` describes how raw inputs become ``x`` (it travels into the deployed bundle);
+    the test split is never used for training, calibration or tuning.
+    """
+
+    name: str
+    train: Split
+    validation: Split
+    test: Split
+    labels: list[str]
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def fingerprint(self) -> str:
+        """sha256 over every split's bytes: two runs on the same data and split agree."""
+        digest = hashlib.sha256()
+        for split in (self.train, self.validation, self.test):
+            digest.update(np.ascontiguousarray(split.x).tobytes())
+            digest.update(np.ascontiguousarray(split.y).tobytes())
+        return digest.hexdigest()
+
+    def check(self) -> None:
+        """Reject data a model cannot learn from, with a message saying what is wrong."""
+        for split_name in ("train", "validation", "test"):
+            split: Split = getattr(self, split_name)
+            where = f"data set {self.name!r}, {split_name} split"
+            if len(split) == 0:
+                raise DataError(
+                    "the split is empty", where=where, fix="Provide more examples or change the split sizes"
+                )
+            if len(split.x) != len(split.y):
+                raise DataError(f"{len(split.x)} inputs but {len(split.y)} labels", where=where)
+            if split.y.min() < 0 or split.y.max() >= self.num_classes:
+                raise DataError(
+                    f"labels must lie in 0..{self.num_classes - 1}, found {int(split.y.min())}..{int(split.y.max())}",
+                    where=where,
+                    fix="Check the label column or the list of class names",
+                )
+        if len(np.unique(self.train.y)) < 2:
+            raise DataError(
+                "the train split holds a single class",
+                where=f"data set {self.name!r}",
+                fix="A classifier needs examples of at least two classes",
+            )
+
+
+class Dataset(NeedsPackages, ABC):
+    """Base class for data set plugins: set ``name``, ``Options`` and implement :meth:`load`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    @abstractmethod
+    def load(self, options: BaseModel, seed: int) -> TaskData:
+        """Read the data and split it with ``seed`` (the same seed gives the same split)."""
+
+
+def stratified_split(
+    labels: np.ndarray, fractions: tuple[float, float], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of (train, validation, test), stratified by label, seeded; fractions are (validation, test)."""
+    rng = np.random.default_rng(seed)
+    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = round(len(idx) * fractions[0])
+        n_test = round(len(idx) * fractions[1])
+        parts[2].append(idx[:n_test])
+        parts[1].append(idx[n_test : n_test + n_val])
+        parts[0].append(idx[n_test + n_val :])
+    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    return train, val, test

@@ -1,0 +1,213 @@
+"""The plugin manager: loads the ``edgepeft`` entry points, validates hooks and fills the registries."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from edgepeft import hookspecs
+from edgepeft.backend import Backend
+from edgepeft.data import Dataset
+from edgepeft.errors import EdgepeftError, PluginError
+from edgepeft.models import ModelFamily
+from edgepeft.registry import Registry
+from edgepeft.technique import Technique
+
+ENTRY_POINT_GROUP = "edgepeft"
+DISABLE_ENV = "EDGEPEFT_DISABLE_PLUGINS"
+LOAD_ENV = "EDGEPEFT_LOAD_PLUGINS"
+DEVICES_PATH_ENV = "EDGEPEFT_DEVICES_PATH"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A loaded plugin: its registered name and the distribution that ships it."""
+
+    name: str
+    distribution: str
+    version: str
+
+
+def _env_list(name: str) -> set[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def _subclass_check(base: type, *attrs: str):
+    def check(value: object) -> str | None:
+        if not (isinstance(value, type) and issubclass(value, base)):
+            return f"{value!r} is not a subclass of edgepeft.{base.__name__}"
+        missing = [a for a in attrs if not isinstance(getattr(value, a, None), str)]
+        return f"{value.__name__} does not set {', '.join(missing)}" if missing else None
+
+    return check
+
+
+class DeviceRegistry(Registry[Path]):
+    """Device profile files by name; registering a folder registers every ``*.toml`` in it."""
+
+    def __init__(self) -> None:
+        super().__init__("device", lambda p: p.stem, self._check_path)
+
+    @staticmethod
+    def _check_path(path: Path) -> str | None:
+        return None if path.suffix == ".toml" and path.is_file() else f"{path} is not a .toml file"
+
+    def add(self, value: Path, plugin: str) -> None:
+        path = Path(value)
+        if path.is_dir():
+            for file in sorted(path.glob("*.toml")):
+                super().add(file, plugin)
+        else:
+            super().add(path, plugin)
+
+
+class PluginManager:
+    """Discovers plugins, checks their hooks against the specs, and exposes the typed registries.
+
+    ``EDGEPEFT_DISABLE_PLUGINS=a,b`` blocks entry points by name; ``EDGEPEFT_LOAD_PLUGINS=dist1,dist2``
+    loads only entry points from those distributions (empty: none).
+    """
+
+    def __init__(self) -> None:
+        self._pm = pluggy.PluginManager("edgepeft")
+        self._pm.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    def load_entry_points(self) -> None:
+        """Import and register every plugin in the ``edgepeft`` entry-point group that is allowed."""
+        blocked = _env_list(DISABLE_ENV) or set()
+        only = _env_list(LOAD_ENV)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist else "(unknown)"
+            if ep.name in blocked:
+                self._pm.set_blocked(ep.name)
+                continue
+            if only is not None and dist not in only:
+                continue
+            if self._pm.has_plugin(ep.name) or self._pm.is_blocked(ep.name):
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name!r} (distribution {dist}) failed to import: {type(exc).__name__}: {exc}",
+                    fix=f"Reinstall or fix it, or disable it with {DISABLE_ENV}={ep.name}",
+                ) from exc
+            version = ep.dist.version if ep.dist else "?"
+            self.register(module, ep.name, distribution=dist, version=version)
+
+    def register(
+        self, plugin: ModuleType | object, name: str, *, distribution: str = "(local)", version: str = ""
+    ) -> None:
+        """Register one plugin object; hook implementations must match a spec exactly."""
+        if self._pm.has_plugin(name):
+            raise PluginError(f"a plugin named {name!r} is already registered", fix="Give the plugin another name")
+        try:
+            self._pm.register(plugin, name=name)
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self._pm.unregister(name=name)
+            raise PluginError(
+                f"plugin {name!r} has an invalid hook implementation: {exc}",
+                fix=f"See docs/hooks.md for the hook names and arguments, or disable it with {DISABLE_ENV}={name}",
+            ) from None
+        self.info[name] = PluginInfo(name, distribution, version)
+        self.__dict__.pop("registries", None)
+
+    def unregister(self, name: str) -> None:
+        self._pm.unregister(name=name)
+        self.info.pop(name, None)
+        self.__dict__.pop("registries", None)
+
+    def plugin_names(self) -> list[str]:
+        return list(self.info)
+
+    def hooks_of(self, name: str) -> list[str]:
+        plugin = self._pm.get_plugin(name)
+        return sorted(c.name for c in self._pm.get_hookcallers(plugin) or [])
+
+    # -- calling -----------------------------------------------------------------------------------
+
+    def call(self, hook: str, **kwargs: Any) -> None:
+        """Call ``hook`` on every plugin, in registration order; an exception names plugin and hook."""
+        self._call_each(hook, lambda impl: {k: kwargs[k] for k in impl.argnames})
+
+    def _fill(self, registry: Registry, hook: str) -> Registry:
+        self._call_each(hook, lambda impl: {k: registry.registrar(impl.plugin_name) for k in impl.argnames})
+        return registry
+
+    def _call_each(self, hook: str, args_for: Callable[[pluggy.HookImpl], dict[str, Any]]) -> None:
+        for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
+            try:
+                impl.function(**args_for(impl))
+            except EdgepeftError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} raised {type(exc).__name__} in hook {hook}: {exc}",
+                    fix=f"Fix the plugin, or disable it with {DISABLE_ENV}={impl.plugin_name}",
+                ) from exc
+
+    # -- registries --------------------------------------------------------------------------------
+
+    @cached_property
+    def registries(self) -> dict[str, Registry]:
+        name_of = lambda cls: cls.name  # noqa: E731
+        devices = self._fill(DeviceRegistry(), "edgepeft_register_devices")
+        for folder in filter(None, os.environ.get(DEVICES_PATH_ENV, "").split(os.pathsep)):
+            devices.add(Path(folder), f"{DEVICES_PATH_ENV}={folder}")
+        return {
+            "technique": self._fill(
+                Registry("technique", name_of, _subclass_check(Technique, "name")), "edgepeft_register_techniques"
+            ),
+            "backend": self._fill(
+                Registry("backend", name_of, _subclass_check(Backend, "name")), "edgepeft_register_backends"
+            ),
+            "dataset": self._fill(
+                Registry("dataset", name_of, _subclass_check(Dataset, "name")), "edgepeft_register_datasets"
+            ),
+            "model": self._fill(
+                Registry("model", name_of, _subclass_check(ModelFamily, "name")), "edgepeft_register_models"
+            ),
+            "device": devices,
+        }
+
+    @property
+    def techniques(self) -> Registry[type[Technique]]:
+        return self.registries["technique"]
+
+    @property
+    def backends(self) -> Registry[type[Backend]]:
+        return self.registries["backend"]
+
+    @property
+    def datasets(self) -> Registry[type[Dataset]]:
+        return self.registries["dataset"]
+
+    @property
+    def models(self) -> Registry[type[ModelFamily]]:
+        return self.registries["model"]
+
+    @property
+    def devices(self) -> Registry[Path]:
+        return self.registries["device"]
+
+
+def default_manager() -> PluginManager:
+    """A manager with every installed (and not disabled) plugin loaded."""
+    manager = PluginManager()
+    manager.load_entry_points()
+    return manager

@@ -1,0 +1,105 @@
+"""Recipes: what to train (data, teacher, student, techniques), read from TOML and validated."""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgepeft.technique import Technique
+from edgepeft.validation import StrictModel, parse, read_toml, toml_line
+
+if TYPE_CHECKING:
+    from edgepeft.plugins import PluginManager
+
+DEFAULT_RECIPE = "digits-distill.toml"
+
+
+class DataSection(StrictModel):
+    dataset: str
+    batch_size: int = Field(64, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSection(StrictModel):
+    model: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(gt=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class TechniqueSection(BaseModel):
+    """``[[techniques]]``: ``name`` picks the plugin; the other keys are its options."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class Recipe(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run folder name.")
+    description: str = ""
+    seed: int = 0
+    data: DataSection
+    teacher: ModelSection
+    student: ModelSection
+    techniques: list[TechniqueSection] = Field(default_factory=list)
+
+
+@dataclass
+class ResolvedRecipe:
+    """A recipe whose plugin names exist and whose plugin options are validated (defaults filled in)."""
+
+    recipe: Recipe
+    source: str
+    data_options: BaseModel
+    teacher_options: BaseModel
+    student_options: BaseModel
+    techniques: list[Technique]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as it ran, every default written out (saved as the run's ``recipe.toml``)."""
+        out = self.recipe.model_dump(mode="json", exclude={"techniques"})
+        out["data"]["options"] = self.data_options.model_dump(mode="json")
+        out["teacher"]["options"] = self.teacher_options.model_dump(mode="json")
+        out["student"]["options"] = self.student_options.model_dump(mode="json")
+        out["techniques"] = [{"name": t.name, **t.options.model_dump(mode="json")} for t in self.techniques]
+        return out
+
+
+def default_recipe_path() -> Path:
+    return Path(str(importlib.resources.files("edgepeft.recipes") / DEFAULT_RECIPE))
+
+
+def resolve(data: dict[str, Any], text: str | None, source: str, manager: PluginManager) -> ResolvedRecipe:
+    """Validate a parsed recipe against the schema and the options of the plugins it names."""
+    recipe = parse(Recipe, data, source, text)
+
+    def where(*loc: str | int) -> str:
+        line = toml_line(text, loc) if text else None
+        return f"{source}:{line}" if line else source
+
+    dataset = manager.datasets.get(recipe.data.dataset, where=where("data", "dataset"))
+    teacher = manager.models.get(recipe.teacher.model, where=where("teacher", "model"))
+    student = manager.models.get(recipe.student.model, where=where("student", "model"))
+    techniques = []
+    for i, section in enumerate(recipe.techniques):
+        cls = manager.techniques.get(section.name, where=where("techniques", i, "name"))
+        options = parse(cls.Options, section.model_extra or {}, source, text, prefix=("techniques", i))
+        techniques.append(cls(options))
+    return ResolvedRecipe(
+        recipe=recipe,
+        source=source,
+        data_options=parse(dataset.Options, recipe.data.options, source, text, prefix=("data", "options")),
+        teacher_options=parse(teacher.Options, recipe.teacher.options, source, text, prefix=("teacher", "options")),
+        student_options=parse(student.Options, recipe.student.options, source, text, prefix=("student", "options")),
+        techniques=techniques,
+    )
+
+
+def load_recipe(path: Path, manager: PluginManager) -> ResolvedRecipe:
+    data, text = read_toml(path)
+    return resolve(data, text, str(path), manager)

@@ -1,0 +1,62 @@
+"""pytest fixtures and helpers for plugin authors (and edgepeft's own tests).
+
+Use them from a ``conftest.py`` with ``pytest_plugins = ["edgepeft.testing"]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgepeft.plugins import PluginManager, default_manager
+
+_names = itertools.count()
+
+
+def tiny_recipe(name: str = "tiny", **overrides: Any) -> dict[str, Any]:
+    """A recipe (as a dict) that trains a small teacher and student on digits in a few seconds."""
+    recipe: dict[str, Any] = {
+        "name": name,
+        "seed": 0,
+        "data": {"dataset": "digits", "batch_size": 64},
+        "teacher": {"model": "cnn", "epochs": 3, "lr": 0.005, "options": {"channels": [8, 16], "hidden": 32}},
+        "student": {"model": "cnn", "epochs": 3, "lr": 0.01, "options": {"channels": [4, 8], "hidden": 16}},
+        "techniques": [{"name": "distill", "temperature": 4.0, "alpha": 0.7}],
+    }
+    recipe.update(overrides)
+    return recipe
+
+
+def write_recipe(path: Path, recipe: dict[str, Any]) -> Path:
+    """Write a recipe dict as TOML and return the path."""
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(recipe))
+    return path
+
+
+@pytest.fixture
+def manager() -> PluginManager:
+    """A fresh plugin manager with every installed plugin loaded (respecting the EDGEPEFT_* variables)."""
+    return default_manager()
+
+
+@pytest.fixture
+def register_plugin(manager: PluginManager) -> Iterator[Callable[..., str]]:
+    """``register_plugin(obj, name=None)`` registers a plugin on ``manager`` for this test only."""
+    added: list[str] = []
+
+    def register(plugin: object, name: str | None = None) -> str:
+        name = name or f"test-plugin-{next(_names)}"
+        manager.register(plugin, name)
+        added.append(name)
+        return name
+
+    yield register
+    for name in added:
+        if name in manager.info:
+            manager.unregister(name)

@@ -1,0 +1,164 @@
+"""The one training loop every technique plugs into (torch is imported inside the functions)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgepeft.data import Split, TaskData
+from edgepeft.errors import TrainingError
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgepeft.technique import Technique
+
+
+@dataclass
+class Batch:
+    """One training batch; ``index`` holds each example's position in its split (for per-example caches)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+
+@dataclass
+class StepState:
+    """What lifecycle hooks see at each optimizer step."""
+
+    phase: str
+    epoch: int
+    step: int
+    model: torch.nn.Module
+    loss: float | None = None
+    loss_terms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainContext:
+    """What techniques see: the data, the trained teacher (if any) and where training runs."""
+
+    data: TaskData
+    teacher: torch.nn.Module | None
+    batch_size: int
+    seed: int
+    device: str = "cpu"
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`: the best epoch on the validation split and the per-epoch history."""
+
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, float]]
+
+
+StepHook = Callable[[str, StepState], None]
+
+
+def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | None = None) -> Iterator[Batch]:
+    """Batches of ``split`` in order, or shuffled with ``seed``."""
+    import torch
+
+    order = np.arange(len(split)) if seed is None else np.random.default_rng(seed).permutation(len(split))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield Batch(
+            x=torch.from_numpy(split.x[idx]).to(device),
+            y=torch.from_numpy(split.y[idx].astype(np.int64)).to(device),
+            index=torch.from_numpy(idx),
+        )
+
+
+def predict(model: torch.nn.Module, x: np.ndarray, *, batch_size: int = 256, device: str = "cpu") -> np.ndarray:
+    """Outputs of ``model`` (in eval mode, no grad) for every row of ``x``, as float32 numpy."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])).to(device)
+            outputs.append(model(chunk).float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(outputs)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(axis=1) == labels).mean())
+
+
+def fit(
+    model: torch.nn.Module,
+    ctx: TrainContext,
+    *,
+    phase: str,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    techniques: Sequence[Technique] = (),
+    on_step: StepHook | None = None,
+    progress: Any = None,
+) -> FitResult:
+    """Train ``model`` on the train split; keep the weights of the best validation epoch.
+
+    Each step's loss is the sum of named terms: ``task`` (cross-entropy) and whatever the
+    techniques add or rescale. ``on_step(hook_name, state)`` feeds the lifecycle hooks.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    model.to(ctx.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(ctx.data.train) / ctx.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    task = progress.add_task(phase, total=epochs * steps_per_epoch) if progress is not None else None
+    best = FitResult(best_epoch=0, best_val_accuracy=-1.0, history=[])
+    best_state: dict[str, torch.Tensor] | None = None
+    step = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        running = 0.0
+        for batch in batches(ctx.data.train, ctx.batch_size, device=ctx.device, seed=ctx.seed * 10_007 + epoch):
+            step += 1
+            state = StepState(phase=phase, epoch=epoch, step=step, model=model)
+            if on_step is not None:
+                on_step("edgepeft_before_step", state)
+            logits = model(batch.x)
+            terms = {"task": F.cross_entropy(logits, batch.y)}
+            for technique in techniques:
+                terms = technique.loss_terms(terms, batch, logits)
+            loss = sum(terms.values())
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss.item()} at step {step} (epoch {epoch}) while training the {phase}",
+                    fix="Lower the learning rate, or check the data for NaN or infinite values",
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+            state.loss = loss.item()
+            state.loss_terms = {k: v.item() for k, v in terms.items()}
+            if on_step is not None:
+                on_step("edgepeft_after_step", state)
+            if progress is not None:
+                progress.update(task, advance=1, description=f"{phase} epoch {epoch}/{epochs} loss {state.loss:.3f}")
+        val_acc = accuracy(predict(model, ctx.data.validation.x, device=ctx.device), ctx.data.validation.y)
+        best.history.append({"epoch": epoch, "loss": running / steps_per_epoch, "val_accuracy": val_acc})
+        if val_acc > best.best_val_accuracy:
+            best.best_epoch, best.best_val_accuracy = epoch, val_acc
+            best_state = copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return best

@@ -1,0 +1,59 @@
+"""Atomic writes: a failure leaves the previous file or folder exactly as it was."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from edgepeft import atomic
+from edgepeft.errors import EdgepeftError
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "metrics.json"
+    atomic.write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic.atomic_file(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_failed_directory_keeps_the_previous_bundle(tmp_path):
+    target = tmp_path / "bundle"
+    with atomic.atomic_directory(target) as tmp:
+        (tmp / "model.onnx").write_text("v1")
+    with pytest.raises(RuntimeError), atomic.atomic_directory(target) as tmp:
+        (tmp / "model.onnx").write_text("v2-partial")
+        raise RuntimeError("parity failed")
+    assert (target / "model.onnx").read_text() == "v1"
+    assert os.listdir(tmp_path) == ["bundle"]
+    with atomic.atomic_directory(target) as tmp:
+        (tmp / "model.onnx").write_text("v3")
+    assert (target / "model.onnx").read_text() == "v3" and os.listdir(tmp_path) == ["bundle"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(EdgepeftError, match=r"could not write .*Check free disk space and write permission"):
+            atomic.write_text(locked / "x.json", "{}")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_write_error_is_a_clear_error_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "a.json"
+    atomic.write_text(target, "old")
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(EdgepeftError, match=r"could not write .*No space left on device"):
+        atomic.write_text(target, "new")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["a.json"]
