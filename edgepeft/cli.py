@@ -10,15 +10,17 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from typer.core import TyperGroup
 
 import edgepeft
 from edgepeft.errors import ArtifactError, EdgepeftError
 from edgepeft.plugins import PluginManager, default_manager
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+def _console(stderr: bool = False) -> Console:
+    """A console sized for the current terminal (or $COLUMNS), writing to stdout or stderr."""
+    return Console(stderr=stderr, highlight=False)
 
 
 class _Group(TyperGroup):
@@ -30,7 +32,7 @@ class _Group(TyperGroup):
         except EdgepeftError as exc:
             if os.environ.get("EDGEPEFT_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True, markup=True)
+            _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", soft_wrap=True, markup=True)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -55,7 +57,7 @@ def _manager(ctx: typer.Context) -> PluginManager:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"edgepeft {edgepeft.__version__}")
+        _console().print(f"edgepeft {edgepeft.__version__}")
         raise typer.Exit()
 
 
@@ -72,7 +74,11 @@ def _progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(stderr=True),
     )
 
 
@@ -83,7 +89,7 @@ def _progress():
 def plugins(ctx: typer.Context) -> None:
     """List installed plugins and what they register, with availability or how to install what is missing."""
     manager = _manager(ctx)
-    table = Table("name", "kind", "plugin", "distribution", "version", "status")
+    table = Table(Column("name", no_wrap=True), "kind", "plugin", "distribution", "version", "status")
     used = set()
     for kind, registry in manager.registries.items():
         for entry in registry:
@@ -103,7 +109,7 @@ def plugins(ctx: typer.Context) -> None:
         if name not in used:
             hooks = ", ".join(manager.hooks_of(name)) or "no hooks"
             table.add_row(name, "hooks", name, info.distribution, info.version, hooks)
-    out.print(table)
+    _console().print(table)
 
 
 @devices_app.callback()
@@ -114,21 +120,20 @@ def devices(ctx: typer.Context) -> None:
     from edgepeft.devices import load_profile
 
     manager = _manager(ctx)
-    table = Table("name", "extends", "hardware", "backends", "precisions", "budgets (batch, p95, size)", "source")
+    table = Table(Column("name", no_wrap=True), "extends", "hardware", "backends", "batch", "p95 ms", "max MB")
     for entry in manager.devices:
         p = load_profile(entry.name, manager.devices)
         hw, b = p.hardware, p.budgets
-        budgets = f"b{b.batch_size}, {b.p95_latency_ms or '-'} ms, {b.max_size_mb or '-'} MB"
         table.add_row(
             p.name,
             p.extends or "",
-            f"{hw.platform}/{hw.arch} {hw.cores}c {hw.accelerator}",
+            f"{hw.platform}/{hw.arch}" + (f" +{hw.accelerator}" if hw.accelerator != "none" else ""),
             ", ".join(p.runtime.backends),
-            ", ".join(p.runtime.precisions),
-            budgets,
-            entry.plugin,
+            str(b.batch_size),
+            f"{b.p95_latency_ms:g}" if b.p95_latency_ms else "-",
+            f"{b.max_size_mb:g}" if b.max_size_mb else "-",
         )
-    out.print(table)
+    _console().print(table)
 
 
 @devices_app.command("show")
@@ -137,13 +142,13 @@ def devices_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="P
     from edgepeft.devices import load_profile
 
     profile = load_profile(name, _manager(ctx).devices)
-    out.print(f"[bold]{profile.name}[/] — {profile.description}")
-    out.print(f"source: {profile.source}" + (f" (extends {profile.extends})" if profile.extends else ""))
+    _console().print(f"[bold]{profile.name}[/] — {profile.description}")
+    _console().print(f"source: {profile.source}" + (f" (extends {profile.extends})" if profile.extends else ""))
     for section in ("hardware", "runtime", "budgets", "parity"):
         table = Table(title=section, show_header=False, title_justify="left")
         for key, value in getattr(profile, section).model_dump().items():
             table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
-        out.print(table)
+        _console().print(table)
 
 
 # -- train, deploy, verify -----------------------------------------------------------------------------
@@ -176,8 +181,8 @@ def train(
             f"{m['parameters']:,}",
             f"{m['size_bytes'] / 1024:.1f} KiB",
         )
-    out.print(table)
-    out.print(
+    _console().print(table)
+    _console().print(
         f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['accuracy_retention']:.1%} "
         f"of the teacher's accuracy -> {trainer.run_dir}"
     )
@@ -205,7 +210,7 @@ def deploy(
         result = deploy_run(opened, profile, manager, out_dir, backend=backend, precision=precision, progress=progress)
     m = result.manifest["metrics"]
     parity = m["parity"]
-    out.print(
+    _console().print(
         f"parity on {parity['examples']} held-out examples: top-1 agreement {parity['top1_agreement']:.2%}, "
         f"max |diff| {parity['max_abs_diff']:.2g}"
     )
@@ -214,11 +219,11 @@ def deploy(
         colour = {"pass": "green", "fail": "red"}.get(b.status, "yellow")
         value = "-" if b.value is None else f"{b.value:.4g}"
         table.add_row(b.budget, f"{b.limit:g}", value, b.unit, b.source, f"[{colour}]{b.status}[/]")
-    out.print(table)
-    out.print(f"bundle: {result.folder}  ({result.zip_path.name})")
+    _console().print(table)
+    _console().print(f"bundle: {result.folder}  ({result.zip_path.name})")
     if not result.within_budget:
         failed = ", ".join(b.budget for b in result.budgets if b.status == "fail")
-        err.print(f"[bold red]error:[/] the model does not meet the {profile.name} budget ({failed})")
+        _console(stderr=True).print(f"[bold red]error:[/] the model does not meet the {profile.name} budget ({failed})")
         raise typer.Exit(10)
 
 
@@ -230,7 +235,7 @@ def verify(bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder writ
     problems = verify_bundle(bundle_dir)
     if problems:
         raise ArtifactError(f"bundle is not intact: {'; '.join(problems)}", where=str(bundle_dir))
-    out.print(f"{bundle_dir}: every file matches its manifest sha256")
+    _console().print(f"{bundle_dir}: every file matches its manifest sha256")
 
 
 def main() -> None:
@@ -241,6 +246,6 @@ def main() -> None:
     except EdgepeftError as exc:
         if os.environ.get("EDGEPEFT_DEBUG"):
             raise
-        err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+        _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
         sys.exit(exc.exit_code)
     app(prog_name="edgepeft", obj=manager)

@@ -120,7 +120,10 @@ def _validate(merged: dict[str, Any], chain: list[tuple[Path, dict[str, Any], st
 def _has_key(data: dict[str, Any], loc: tuple[str | int, ...]) -> bool:
     node: Any = data
     for part in loc:
-        if not isinstance(node, dict) or part not in node:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
             return False
-        node = node[part]
     return True

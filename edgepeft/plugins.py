@@ -120,8 +120,9 @@ class PluginManager:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self._pm.unregister(name=name)
+            detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
             raise PluginError(
-                f"plugin {name!r} has an invalid hook implementation: {exc}",
+                f"plugin {name!r} has an invalid hook implementation: {detail}",
                 fix=f"See docs/hooks.md for the hook names and arguments, or disable it with {DISABLE_ENV}={name}",
             ) from None
         self.info[name] = PluginInfo(name, distribution, version)

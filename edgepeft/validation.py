@@ -99,7 +99,8 @@ def config_error(
     prefix: Sequence[str | int] = (),
 ) -> ConfigError:
     """The first error of ``exc`` as a :class:`ConfigError` naming ``file:line`` and the dotted key."""
-    error = exc.errors()[0]
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # typos first
+    error = errors[0]
     loc = [*prefix, *error["loc"]]
     line = toml_line(text, loc) if text else None
     where = f"{file}:{line}" if line else str(file)
@@ -114,7 +115,7 @@ def config_error(
         fix = "Add the key"
     else:
         fix = f"Got {error.get('input')!r}"
-    more = len(exc.errors()) - 1
+    more = len(errors) - 1
     if more:
         fix += f" ({more} more problem{'s' if more > 1 else ''} after this one)"
     return ConfigError(what, where=where, fix=fix)

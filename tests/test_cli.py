@@ -15,7 +15,7 @@ from edgepeft.cli import app
 @pytest.fixture
 def cli(manager):
     def invoke(*args: str, **env: str):
-        return CliRunner().invoke(app, list(args), obj=manager, env=env or None)
+        return CliRunner().invoke(app, list(args), obj=manager, env={"COLUMNS": "160", **env})
 
     return invoke
 
@@ -26,7 +26,7 @@ def test_version(cli):
 
 
 def test_plugins_lists_kind_distribution_and_status(cli):
-    result = CliRunner().invoke(app, ["plugins"], obj=edgepeft.plugins.default_manager(), terminal_width=200)
+    result = CliRunner().invoke(app, ["plugins"], obj=edgepeft.plugins.default_manager(), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 5}
     for name, kind in {
@@ -56,7 +56,7 @@ def test_plugins_reports_a_missing_runtime_with_its_install_hint(manager, regist
             register(Missing)
 
     register_plugin(Plugin(), "npu")
-    result = CliRunner().invoke(app, ["plugins"], obj=manager, terminal_width=250)
+    result = CliRunner().invoke(app, ["plugins"], obj=manager, env={"COLUMNS": "250"})
     row = next(line for line in result.output.splitlines() if "vendor-npu" in line)
     assert "unavailable" in row and "pip install vendor-npu-runtime" in row
 

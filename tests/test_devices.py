@@ -81,13 +81,13 @@ def test_unknown_key_names_file_line_and_key(tmp_path, monkeypatch):
     manager = _user_folder(tmp_path, monkeypatch, {"bad": PHONE.replace("cores = 4", "cores = 4\ncorez = 8")})
     with pytest.raises(ConfigError) as e:
         load_profile("bad", manager.devices)
-    assert f"{tmp_path / 'bad.toml'}:9: hardware.corez: unknown key" in e.value.message
+    assert f"{tmp_path / 'bad.toml'}:7: hardware.corez: unknown key" in e.value.message
     assert "allowed here: platform, arch, cores" in e.value.message
 
 
 def test_wrong_type_names_file_line_and_key(tmp_path, monkeypatch):
     manager = _user_folder(tmp_path, monkeypatch, {"bad": PHONE.replace("cores = 4", 'cores = "four"')})
-    with pytest.raises(ConfigError, match=r"bad\.toml:8: hardware\.cores: .*integer"):
+    with pytest.raises(ConfigError, match=r"bad\.toml:6: hardware\.cores: .*integer"):
         load_profile("bad", manager.devices)
 
 
@@ -100,7 +100,7 @@ def test_error_in_inherited_key_points_at_the_file_that_wrote_it(tmp_path, monke
             "child": 'description = "c"\nextends = "parent"\n',
         },
     )
-    with pytest.raises(ConfigError, match=r"parent\.toml:13: runtime\.precisions\.0"):
+    with pytest.raises(ConfigError, match=r"parent\.toml:12: runtime\.precisions\.0"):
         load_profile("child", manager.devices)
 
 

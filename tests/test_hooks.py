@@ -65,7 +65,7 @@ def test_step_hooks_and_run_finished_fire_with_their_state(manager, register_plu
     recipe = tiny_recipe(name="hooks")
     recipe["teacher"]["epochs"], recipe["student"]["epochs"] = 1, 2
     Trainer(resolve(recipe, None, "hooks", manager), manager, tmp_path).run()
-    steps_per_epoch = -(-1166 // 64)
+    steps_per_epoch = -(-1169 // 64)
     phases = [p for p, *_ in seen["before"]]
     assert phases.count("teacher") == steps_per_epoch and phases.count("student") == 2 * steps_per_epoch
     assert [s for p, _, s in seen["before"] if p == "student"] == list(range(1, 2 * steps_per_epoch + 1))
