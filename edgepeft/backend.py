@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -55,6 +55,27 @@ class Artifact:
     @property
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "path": str(self.path),
+            "inputs": [asdict(t) for t in self.inputs],
+            "outputs": [asdict(t) for t in self.outputs],
+            "precision": self.precision,
+            "extra_files": [str(p) for p in self.extra_files],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Artifact:
+        return cls(
+            backend=data["backend"],
+            path=Path(data["path"]),
+            inputs=[TensorSpec(**t) for t in data["inputs"]],
+            outputs=[TensorSpec(**t) for t in data["outputs"]],
+            precision=data["precision"],
+            extra_files=[Path(p) for p in data["extra_files"]],
+        )
 
 
 class Backend(NeedsPackages, ABC):

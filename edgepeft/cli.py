@@ -216,13 +216,12 @@ def deploy(
     )
     table = Table("budget", "limit", "value", "unit", "source", "status", title=f"{profile.name} budgets")
     for b in result.budgets:
-        colour = {"pass": "green", "fail": "red"}.get(b.status, "yellow")
-        value = "-" if b.value is None else f"{b.value:.4g}"
-        table.add_row(b.budget, f"{b.limit:g}", value, b.unit, b.source, f"[{colour}]{b.status}[/]")
+        colour = "green" if b.passed else "red"
+        table.add_row(b.budget, f"{b.limit:g}", f"{b.value:.4g}", b.unit, b.source, f"[{colour}]{b.status}[/]")
     _console().print(table)
     _console().print(f"bundle: {result.folder}  ({result.zip_path.name})")
     if not result.within_budget:
-        failed = ", ".join(b.budget for b in result.budgets if b.status == "fail")
+        failed = ", ".join(b.budget for b in result.budgets if not b.passed)
         _console(stderr=True).print(f"[bold red]error:[/] the model does not meet the {profile.name} budget ({failed})")
         raise typer.Exit(10)
 

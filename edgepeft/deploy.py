@@ -10,6 +10,7 @@ from typing import Any
 from edgepeft import atomic, bundle
 from edgepeft.devices import DeviceProfile
 from edgepeft.export import choose_backend, export_checked, export_options
+from edgepeft.memory import measure_peak_memory
 from edgepeft.plugins import PluginManager
 from edgepeft.profile import BudgetCheck, check_budgets, measure_latency, sample_batch
 from edgepeft.run import WEIGHTS, Run
@@ -27,7 +28,7 @@ class Deployment:
 
     @property
     def within_budget(self) -> bool:
-        return all(b.status != "fail" for b in self.budgets)
+        return all(b.passed for b in self.budgets)
 
 
 def deploy(
@@ -58,11 +59,15 @@ def deploy(
             for b in sorted({1, profile.budgets.batch_size})
         }
         device_latency = host_latency[str(profile.budgets.batch_size)].scaled(profile.hardware.relative_speed)
+        memory = measure_peak_memory(
+            backend_cls.name, checked.artifact, options, sample_batch(data.test.x, profile.budgets.batch_size)
+        )
         budgets = check_budgets(
             profile,
             size_bytes=checked.artifact.size_bytes,
             device_latency=device_latency,
             accuracy_retention=test_acc / teacher_acc,
+            peak_memory_mb=memory.process_peak_mb,
         )
         atomic.write_text(tmp / "labels.txt", "\n".join(data.labels) + "\n")
         manifest = {
@@ -75,8 +80,8 @@ def deploy(
                 "threads": options.threads,
                 "parameters": spec.parameters,
             },
-            "inputs": [asdict(t) for t in checked.artifact.inputs],
-            "outputs": [asdict(t) for t in checked.artifact.outputs],
+            "inputs": checked.artifact.as_dict()["inputs"],
+            "outputs": checked.artifact.as_dict()["outputs"],
             "preprocessing": data.preprocessing,
             "labels": data.labels,
             "metrics": {
@@ -91,6 +96,13 @@ def deploy(
                 "parity": {**checked.parity.as_dict(), "split": "test"},
                 "size_bytes": checked.artifact.size_bytes,
                 "latency_host_ms": {k: asdict(v) for k, v in host_latency.items()},
+                "peak_memory_mb": {
+                    **asdict(memory),
+                    "model_mb": memory.model_mb,
+                    "how": f"peak RSS of a fresh Python process running {backend_cls.name} at batch "
+                    f"{profile.budgets.batch_size}; before_load_mb is the interpreter and runtime alone",
+                    "where": "host",
+                },
                 "latency_device_estimate_ms": {
                     **asdict(device_latency),
                     "how": f"host p-values / relative_speed {profile.hardware.relative_speed:g}",

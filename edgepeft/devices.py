@@ -120,9 +120,9 @@ def _validate(merged: dict[str, Any], chain: list[tuple[Path, dict[str, Any], st
 def _has_key(data: dict[str, Any], loc: tuple[str | int, ...]) -> bool:
     node: Any = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         else:
             return False

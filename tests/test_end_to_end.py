@@ -35,6 +35,7 @@ threads = 1
 batch_size = 8
 max_size_mb = 10
 p95_latency_ms = 1000
+peak_memory_mb = 4000
 min_accuracy_retention = 0.3
 """
 
@@ -110,6 +111,11 @@ def test_deploy_onnx_bundle_with_manifest_and_parity(workspace, cli):
     parity = manifest["metrics"]["parity"]
     assert parity["examples"] == 359 and parity["top1_agreement"] >= 0.995 and parity["max_abs_diff"] < 1e-4
     assert manifest["labels"] == [str(d) for d in range(10)]
+    memory = manifest["metrics"]["peak_memory_mb"]
+    assert memory["process_peak_mb"] > memory["before_load_mb"] > 20 and memory["where"] == "host"
+    latency = manifest["metrics"]["latency_host_ms"]
+    assert set(latency) == {"1", "8"} and latency["8"]["iterations"] >= 50
+    assert 0 < latency["8"]["p50_ms"] <= latency["8"]["p95_ms"] <= latency["8"]["p99_ms"]
     assert manifest["preprocessing"]["scale"] == pytest.approx(1 / 16)
     assert manifest["versions"]["onnxruntime"] and manifest["versions"]["torch"]
     assert manifest["provenance"]["seed"] == 0 and len(manifest["provenance"]["dataset_fingerprint"]) == 64
@@ -117,6 +123,7 @@ def test_deploy_onnx_bundle_with_manifest_and_parity(workspace, cli):
     assert {b["budget"]: b["status"] for b in manifest["budgets"]} == {
         "max_size_mb": "pass",
         "p95_latency_ms": "pass",
+        "peak_memory_mb": "pass",
         "min_accuracy_retention": "pass",
     }
     with zipfile.ZipFile(dist / "tiny-loose-box.zip") as archive:
