@@ -30,10 +30,22 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except EdgepeftError as exc:
-            if os.environ.get("EDGEPEFT_DEBUG"):
-                raise
-            _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", soft_wrap=True, markup=True)
-            raise typer.Exit(exc.exit_code) from None
+            raise typer.Exit(_report(exc)) from None
+
+
+def _report(exc: EdgepeftError) -> int:
+    """Print ``exc`` as one line on stderr and return its exit code; with EDGEPEFT_DEBUG=1, re-raise it."""
+    if os.environ.get("EDGEPEFT_DEBUG"):
+        raise exc
+    _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+    return exc.exit_code
+
+
+def _loaded_manager() -> PluginManager:
+    manager = default_manager()
+    for warning in manager.warnings:
+        _console(stderr=True).print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    return manager
 
 
 app = typer.Typer(
@@ -51,7 +63,7 @@ app.add_typer(devices_app, name="devices")
 def _manager(ctx: typer.Context) -> PluginManager:
     root = ctx.find_root()
     if root.obj is None:
-        root.obj = default_manager()
+        root.obj = _loaded_manager()
     return root.obj
 
 
@@ -240,11 +252,8 @@ def verify(bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder writ
 def main() -> None:
     """Console-script entry point: load plugins, let them add commands, run."""
     try:
-        manager = default_manager()
+        manager = _loaded_manager()
         manager.call("edgepeft_register_commands", app=app)
     except EdgepeftError as exc:
-        if os.environ.get("EDGEPEFT_DEBUG"):
-            raise
-        _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
-        sys.exit(exc.exit_code)
+        sys.exit(_report(exc))
     app(prog_name="edgepeft", obj=manager)

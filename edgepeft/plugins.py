@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import os
 from collections.abc import Callable
@@ -83,6 +84,7 @@ class PluginManager:
         self._pm = pluggy.PluginManager("edgepeft")
         self._pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
+        self.warnings: list[str] = []
 
     # -- loading -----------------------------------------------------------------------------------
 
@@ -90,7 +92,13 @@ class PluginManager:
         """Import and register every plugin in the ``edgepeft`` entry-point group that is allowed."""
         blocked = _env_list(DISABLE_ENV) or set()
         only = _env_list(LOAD_ENV)
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        names = {ep.name for ep in entry_points}
+        for name in sorted(blocked - names):
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.warnings.append(f"{DISABLE_ENV} names {name!r}, which is not an installed plugin{hint}")
+        for ep in entry_points:
             dist = ep.dist.name if ep.dist else "(unknown)"
             if ep.name in blocked:
                 self._pm.set_blocked(ep.name)

@@ -107,9 +107,9 @@ def check_budgets(
             b.p95_latency_ms,
             device_latency.p95_ms,
             f"ms @ batch {b.batch_size}",
-            f"estimated (host / relative_speed {profile.hardware.relative_speed:g})",
+            f"estimated: host / {profile.hardware.relative_speed:g}",
         ),
-        ("peak_memory_mb", b.peak_memory_mb, peak_memory_mb, "MB", "measured (host inference process)"),
+        ("peak_memory_mb", b.peak_memory_mb, peak_memory_mb, "MB", "measured: process peak"),
         ("min_accuracy_retention", b.min_accuracy_retention, accuracy_retention, "x teacher", "measured"),
     ]
     return [

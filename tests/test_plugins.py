@@ -48,6 +48,15 @@ def test_disable_plugins_blocks_by_name(monkeypatch):
     assert "cpu" in manager.backends
 
 
+def test_disabling_an_unknown_plugin_warns_with_a_suggestion(monkeypatch):
+    monkeypatch.setenv("EDGEPEFT_DISABLE_PLUGINS", "onnxx")
+    manager = default_manager()
+    assert "onnx" in manager.info
+    assert manager.warnings == [
+        "EDGEPEFT_DISABLE_PLUGINS names 'onnxx', which is not an installed plugin; did you mean 'onnx'?"
+    ]
+
+
 def test_load_plugins_keeps_only_named_distributions(monkeypatch):
     monkeypatch.setenv("EDGEPEFT_LOAD_PLUGINS", "some-other-dist")
     assert default_manager().info == {}
