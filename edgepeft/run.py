@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,13 +17,14 @@ from edgepeft.data import TaskData
 from edgepeft.errors import ArtifactError, ConfigError, DataError
 from edgepeft.models import ModelSpec
 from edgepeft.recipe import ModelSection, ResolvedRecipe, resolve
-from edgepeft.train import StepState, TrainContext, accuracy, fit, predict
+from edgepeft.train import FitResult, StepState, TrainContext, accuracy, fit, predict
 from edgepeft.validation import parse, read_toml
 
 if TYPE_CHECKING:
     import torch
 
     from edgepeft.plugins import PluginManager
+    from edgepeft.technique import Technique
 
 log = logging.getLogger("edgepeft.run")
 
@@ -138,20 +140,32 @@ class Trainer:
             log.info("reusing the cached teacher in %s", directory)
             return model
         model = self._build(section, options, data, ctx.seed)
-        result = fit(
-            model,
-            ctx,
-            phase="teacher",
-            epochs=section.epochs,
-            lr=section.lr,
-            weight_decay=section.weight_decay,
-            on_step=self._on_step,
-            progress=self.progress,
-        )
-        log.info("teacher: best epoch %d, validation accuracy %.4f", result.best_epoch, result.best_val_accuracy)
+        self._train("teacher", model, section, ctx)
         save_model(model, self._spec(section, options, data, model), directory)
         atomic.write_text(key_file, key + "\n")
         return model
+
+    def _train(
+        self,
+        phase: str,
+        model: torch.nn.Module,
+        section: ModelSection,
+        ctx: TrainContext,
+        techniques: Sequence[Technique] = (),
+    ) -> FitResult:
+        result = fit(
+            model,
+            ctx,
+            phase=phase,
+            epochs=section.epochs,
+            lr=section.lr,
+            weight_decay=section.weight_decay,
+            techniques=techniques,
+            on_step=self._on_step,
+            progress=self.progress,
+        )
+        log.info("%s: best epoch %d, validation accuracy %.4f", phase, result.best_epoch, result.best_val_accuracy)
+        return result
 
     def run(self) -> dict[str, Any]:
         """Train everything and write the run folder; returns the metrics written to metrics.json."""
@@ -182,18 +196,7 @@ class Trainer:
             student = technique.transform(student, ctx)
         for technique in self.resolved.techniques:
             technique.setup(ctx)
-        result = fit(
-            student,
-            ctx,
-            phase="student",
-            epochs=section.epochs,
-            lr=section.lr,
-            weight_decay=section.weight_decay,
-            techniques=self.resolved.techniques,
-            on_step=self._on_step,
-            progress=self.progress,
-        )
-        log.info("student: best epoch %d, validation accuracy %.4f", result.best_epoch, result.best_val_accuracy)
+        result = self._train("student", student, section, ctx, self.resolved.techniques)
         save_model(student, self._spec(section, options, data, student), self.run_dir / "student")
 
         reports = {
