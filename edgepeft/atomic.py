@@ -24,6 +24,12 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_failed(path: Path, exc: OSError) -> EdgepeftError:
     return EdgepeftError(
         f"could not write {path}: {exc.strerror or exc}",
@@ -38,6 +44,7 @@ def atomic_file(path: Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes files private; outputs are shared like any file
         os.close(fd)
     except OSError as exc:
         raise _write_failed(path, exc) from exc
@@ -76,6 +83,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp.chmod(0o777 & ~_umask())
     except OSError as exc:
         raise _write_failed(path, exc) from exc
     try:

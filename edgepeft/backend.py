@@ -21,11 +21,22 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How to export and run: precision, runtime threads, and the input layout the device expects."""
+    """How to export and run.
+
+    ``batch_size`` is the batch a fixed-shape runtime (TFLite) is built for; its runner still takes any
+    batch. ``calibration`` holds training-split inputs for static quantization (never test inputs).
+    """
 
     precision: str = "fp32"
     threads: int = 1
     input_layout: str = "NCHW"
+    batch_size: int = 1
+    device: str = "cpu"
+    calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def portable(self) -> dict[str, Any]:
+        """These options as JSON-able data (without the calibration inputs)."""
+        return {k: v for k, v in asdict(self).items() if k != "calibration"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,8 @@ class TensorSpec:
     name: str
     shape: list[int | str]
     dtype: str = "float32"
+    quantization: dict[str, float] | None = None
+    """``{"scale": s, "zero_point": z}`` for an integer tensor: real value = (q - z) * s."""
 
 
 @dataclass
@@ -91,4 +104,16 @@ class Backend(NeedsPackages, ABC):
 
     @abstractmethod
     def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
-        """A callable that runs the exported file with this backend's runtime."""
+        """A callable that runs the exported file with this backend's runtime, on a batch of any size,
+        taking and returning float32 arrays in the data set's layout (NCHW for images)."""
+
+    def intermediates(self, artifact: Artifact, options: ExportOptions, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs of the exported model's layers on ``x``, keyed by the PyTorch module path
+        (``model.named_modules()`` names) each layer came from; used to find the layer that broke.
+        The default, an empty dict, means the backend cannot expose them."""
+        return {}
+
+    def unsupported_ops(self, program: torch.export.ExportedProgram) -> list[str] | None:
+        """The operators of ``program`` (a ``torch.export`` program) this backend cannot convert or run,
+        by name; None means the backend cannot tell before converting."""
+        return None

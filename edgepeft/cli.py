@@ -151,16 +151,21 @@ def devices(ctx: typer.Context) -> None:
 @devices_app.command("show")
 def devices_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
     """Show one device profile with everything it inherits resolved."""
-    from edgepeft.devices import load_profile
+    from edgepeft.devices import ParityThresholds, load_profile, parity_thresholds
 
     profile = load_profile(name, _manager(ctx).devices)
     _console().print(f"[bold]{profile.name}[/] — {profile.description}")
     _console().print(f"source: {profile.source}" + (f" (extends {profile.extends})" if profile.extends else ""))
-    for section in ("hardware", "runtime", "budgets", "parity"):
+    for section in ("hardware", "runtime", "budgets"):
         table = Table(title=section, show_header=False, title_justify="left")
         for key, value in getattr(profile, section).model_dump().items():
             table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
         _console().print(table)
+    table = Table("precision", *ParityThresholds.model_fields, title="parity gate", title_justify="left")
+    for precision in profile.runtime.precisions:
+        thresholds = parity_thresholds(profile.parity, precision).model_dump()
+        table.add_row(precision, *("-" if v is None else f"{v:g}" for v in thresholds.values()))
+    _console().print(table)
 
 
 # -- train, deploy, verify -----------------------------------------------------------------------------

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from edgepeft import atomic, bundle
-from edgepeft.devices import DeviceProfile
-from edgepeft.export import choose_backend, export_checked, export_options
+from edgepeft.devices import DeviceProfile, parity_thresholds
+from edgepeft.export import calibration_inputs, choose_backend, export_checked, export_options
 from edgepeft.memory import measure_peak_memory
 from edgepeft.plugins import PluginManager
 from edgepeft.profile import BudgetCheck, check_budgets, measure_latency, sample_batch
 from edgepeft.run import WEIGHTS, Run
-from edgepeft.train import accuracy
 
 
 @dataclass
@@ -46,13 +45,14 @@ def deploy(
     Nothing is written unless parity passes; the folder appears whole or not at all.
     """
     backend_cls, precision = choose_backend(profile, manager, backend, precision)
-    options = export_options(profile, precision)
     model, spec = run.student(manager)
     data = run.data(manager)
+    options = export_options(profile, precision, calibration_inputs(data.train.x, run.resolved.recipe.seed))
+    thresholds = parity_thresholds(profile.parity, precision)
     target = Path(out_dir) / f"{run.name}-{profile.name}"
     with atomic.atomic_directory(target) as tmp:
-        checked = export_checked(model, backend_cls(), options, data.test.x, profile.parity, tmp)
-        test_acc = accuracy(checked.outputs, data.test.y)
+        checked = export_checked(model, backend_cls(), options, (data.test.x, data.test.y), thresholds, tmp)
+        test_acc = checked.parity.accuracy
         teacher_acc = run.metrics["teacher"]["test_accuracy"]
         host_latency = {
             str(b): measure_latency(checked.runner, sample_batch(data.test.x, b), progress=progress)
@@ -100,7 +100,7 @@ def deploy(
                     **asdict(memory),
                     "model_mb": memory.model_mb,
                     "how": f"peak RSS of a fresh Python process running {backend_cls.name} at batch "
-                    f"{profile.budgets.batch_size}; before_load_mb is the interpreter and runtime alone",
+                    f"{profile.budgets.batch_size}; before_load_mb is Python and edgepeft before the runtime loads",
                     "where": "host",
                 },
                 "latency_device_estimate_ms": {

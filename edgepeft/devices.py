@@ -13,7 +13,9 @@ from edgepeft.errors import ConfigError
 from edgepeft.registry import Registry
 from edgepeft.validation import StrictModel, config_error, read_toml, toml_line
 
-Precision = Literal["fp32", "fp16", "int8"]
+Precision = Literal["fp32", "fp16", "int8", "int8-dynamic"]
+"""``int8``: weights and activations in int8, calibrated on training inputs (TFLite: int8 input and output
+too); ``int8-dynamic``: int8 weights, activations quantized on the fly, float input and output."""
 
 
 class Hardware(StrictModel):
@@ -44,9 +46,29 @@ class Budgets(StrictModel):
     min_accuracy_retention: float | None = Field(None, gt=0, le=1, description="Student / teacher test metric.")
 
 
-class Parity(StrictModel):
-    min_top1_agreement: float = Field(0.995, gt=0, le=1)
-    max_abs_diff: float = Field(1e-3, gt=0)
+class ParityThresholds(StrictModel):
+    """What an export must meet on the held-out test split; unset keys take the precision's default."""
+
+    min_top1_agreement: float | None = Field(None, gt=0, le=1)
+    max_abs_diff: float | None = Field(None, gt=0, description="Largest output difference; none for int8.")
+    max_metric_drop: float | None = Field(None, ge=0, description="Accuracy the export may lose vs PyTorch.")
+
+
+DEFAULT_PARITY: dict[str, ParityThresholds] = {
+    "fp32": ParityThresholds(min_top1_agreement=0.999, max_abs_diff=1e-3, max_metric_drop=0.001),
+    "fp16": ParityThresholds(min_top1_agreement=0.995, max_abs_diff=0.05, max_metric_drop=0.005),
+    "int8": ParityThresholds(min_top1_agreement=0.99, max_metric_drop=0.01),
+    "int8-dynamic": ParityThresholds(min_top1_agreement=0.99, max_metric_drop=0.01),
+}
+
+
+def parity_thresholds(overrides: dict[str, ParityThresholds], precision: str) -> ParityThresholds:
+    """The defaults for ``precision`` with the profile's (or command's) overrides on top."""
+    base = DEFAULT_PARITY[precision].model_dump()
+    override = overrides.get(precision)
+    if override is not None:
+        base.update(override.model_dump(exclude_none=True))
+    return ParityThresholds(**base)
 
 
 class DeviceProfile(StrictModel):
@@ -58,7 +80,9 @@ class DeviceProfile(StrictModel):
     hardware: Hardware
     runtime: Runtime
     budgets: Budgets = Budgets()
-    parity: Parity = Parity()
+    parity: dict[Precision, ParityThresholds] = Field(
+        default_factory=dict, description="Per-precision parity overrides: [parity.int8] min_top1_agreement = 0.98"
+    )
     source: str = Field("", exclude=True)
 
     def sha256(self) -> str:

@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgepeft.backend import Artifact, Backend, ExportOptions, Runner
-from edgepeft.devices import DeviceProfile, Parity
+from edgepeft.devices import DeviceProfile, ParityThresholds
 from edgepeft.errors import BackendUnavailableError, ConfigError, ParityError
+from edgepeft.parity import CulpritReport, ParityReport, compare, find_culprit, torch_module_outputs
 
 if TYPE_CHECKING:
     import torch
 
     from edgepeft.plugins import PluginManager
 
-
-@dataclass(frozen=True)
-class ParityReport:
-    """How closely the exported model matched the PyTorch model on real held-out inputs."""
-
-    examples: int
-    top1_agreement: float
-    max_abs_diff: float
-    min_top1_agreement: float
-    max_abs_diff_allowed: float
-
-    @property
-    def passed(self) -> bool:
-        return self.top1_agreement >= self.min_top1_agreement and self.max_abs_diff <= self.max_abs_diff_allowed
-
-    def as_dict(self) -> dict[str, float | int | bool]:
-        return {**asdict(self), "passed": self.passed}
+CALIBRATION_EXAMPLES = 256
 
 
 def choose_backend(
@@ -65,24 +50,26 @@ def choose_backend(
     raise BackendUnavailableError(f"no usable backend for device {profile.name!r} ({'; '.join(reasons)})")
 
 
-def export_options(profile: DeviceProfile, precision: str) -> ExportOptions:
+def export_options(profile: DeviceProfile, precision: str, calibration: np.ndarray | None = None) -> ExportOptions:
     """Runtime settings from the profile; threads are capped at this host's cores for measuring here."""
-    threads = min(profile.runtime.threads, os.cpu_count() or 1)
-    return ExportOptions(precision=precision, threads=threads, input_layout=profile.runtime.input_layout)
+    return ExportOptions(
+        precision=precision,
+        threads=min(profile.runtime.threads, os.cpu_count() or 1),
+        input_layout=profile.runtime.input_layout,
+        batch_size=profile.budgets.batch_size,
+        device="cuda" if profile.hardware.accelerator == "cuda" else "cpu",
+        calibration=calibration,
+    )
+
+
+def calibration_inputs(train_x: np.ndarray, seed: int, examples: int = CALIBRATION_EXAMPLES) -> np.ndarray:
+    """A seeded sample of training inputs for static quantization; the held-out test split is never used."""
+    rng = np.random.default_rng(seed)
+    return train_x[np.sort(rng.choice(len(train_x), size=min(examples, len(train_x)), replace=False))]
 
 
 def run_batched(runner: Runner, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate([runner(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-def compare(reference: np.ndarray, exported: np.ndarray, parity: Parity) -> ParityReport:
-    return ParityReport(
-        examples=len(reference),
-        top1_agreement=float((reference.argmax(axis=1) == exported.argmax(axis=1)).mean()),
-        max_abs_diff=float(np.abs(reference.astype(np.float64) - exported).max()),
-        min_top1_agreement=parity.min_top1_agreement,
-        max_abs_diff_allowed=parity.max_abs_diff,
-    )
 
 
 @dataclass
@@ -95,28 +82,40 @@ class CheckedExport:
     parity: ParityReport
 
 
+def locate_divergence(
+    model: torch.nn.Module, backend: Backend, artifact: Artifact, options: ExportOptions, x: np.ndarray
+) -> CulpritReport | None:
+    """Layer-by-layer comparison of the export against PyTorch on ``x``; None if the backend cannot tell."""
+    exported = backend.intermediates(artifact, options, x)
+    if not exported:
+        return None
+    return find_culprit(torch_module_outputs(model, x), exported)
+
+
 def export_checked(
     model: torch.nn.Module,
     backend: Backend,
     options: ExportOptions,
-    held_out: np.ndarray,
-    parity: Parity,
+    held_out: tuple[np.ndarray, np.ndarray],
+    thresholds: ParityThresholds,
     directory: Path,
 ) -> CheckedExport:
-    """Export ``model`` to ``directory``, run both on ``held_out`` and fail on any parity breach."""
+    """Export ``model`` to ``directory``, run both on the held-out ``(x, y)`` and fail on any parity breach,
+    naming the first layer whose output diverges when the backend can expose layer outputs."""
     from edgepeft.train import predict
 
-    artifact = backend.export(model, held_out[:2], directory, options)
+    x, y = held_out
+    artifact = backend.export(model, x[: options.batch_size], directory, options)
     runner = backend.load(artifact, options)
-    reference = predict(model, held_out)
-    outputs = run_batched(runner, held_out)
-    report = compare(reference, outputs, parity)
+    outputs = run_batched(runner, x)
+    report = compare(predict(model, x), outputs, y, options.precision, thresholds)
     if not report.passed:
+        culprit = locate_divergence(model, backend, artifact, options, x[:64])
+        where = culprit.describe() if culprit else f"the {backend.name} backend cannot expose layer outputs"
         raise ParityError(
-            f"the {backend.name} export disagrees with PyTorch on the held-out test split: top-1 agreement "
-            f"{report.top1_agreement:.4f} (needs >= {report.min_top1_agreement}), max abs difference "
-            f"{report.max_abs_diff:.3g} (allowed {report.max_abs_diff_allowed:g})",
+            f"the {backend.name} {options.precision} export disagrees with PyTorch on {report.examples} held-out "
+            f"test examples: {'; '.join(report.failures)}; {where}",
             fix="Nothing was written. Try another backend or precision (--backend/--precision), "
-            "or relax [parity] in the device profile if the difference is acceptable",
+            "or relax [parity.<precision>] in the device profile if the difference is acceptable",
         )
     return CheckedExport(artifact=artifact, runner=runner, outputs=outputs, parity=report)

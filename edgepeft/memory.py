@@ -21,14 +21,15 @@ from edgepeft.errors import EdgepeftError
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """Resident memory (MB, 2^20 bytes) of the inference process: its peak, and before the model loaded."""
+    """Resident memory (MB, 2^20 bytes) of the inference process: its peak, and before the backend
+    imported its runtime and loaded the model."""
 
     process_peak_mb: float
     before_load_mb: float
 
     @property
     def model_mb(self) -> float:
-        """Memory the model itself added: load plus inference on top of the interpreter and runtime."""
+        """Memory the runtime and the model added on top of the bare interpreter."""
         return self.process_peak_mb - self.before_load_mb
 
 
@@ -41,7 +42,7 @@ def measure_peak_memory(
         request = {
             "backend": backend,
             "artifact": artifact.as_dict(),
-            "options": asdict(options),
+            "options": options.portable(),
             "batch": str(Path(tmp) / "batch.npy"),
             "runs": runs,
         }
@@ -68,13 +69,9 @@ def _peak_rss_mb() -> float:
 
 
 def _child(request: dict) -> MemoryReport:
-    import importlib
-
     from edgepeft.plugins import default_manager
 
     cls = default_manager().backends.get(request["backend"])
-    for module in cls.requires:
-        importlib.import_module(module)
     batch = np.load(request["batch"])
     before = _peak_rss_mb()
     runner = cls().load(Artifact.from_dict(request["artifact"]), ExportOptions(**request["options"]))

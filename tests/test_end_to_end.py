@@ -106,7 +106,9 @@ def test_deploy_onnx_bundle_with_manifest_and_parity(workspace, cli):
     assert manifest["schema_version"] == 1
     assert manifest["model"]["backend"] == "onnx" and (bundle / "model.onnx").is_file()
     assert {f["path"] for f in manifest["files"]} == {"model.onnx", "labels.txt"}
-    assert manifest["inputs"] == [{"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}]
+    assert manifest["inputs"] == [
+        {"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32", "quantization": None}
+    ]
     assert manifest["outputs"][0]["shape"] == ["batch", 10]
     parity = manifest["metrics"]["parity"]
     assert parity["examples"] == 359 and parity["top1_agreement"] >= 0.995 and parity["max_abs_diff"] < 1e-4

@@ -1,11 +1,19 @@
-"""Backend plugin ``onnx``: the dynamo ONNX exporter, run by onnxruntime's CPU execution provider."""
+"""Backend plugin ``onnx``: the dynamo ONNX exporter, run by onnxruntime.
+
+Precisions: ``fp32``; ``int8-dynamic`` (onnxruntime ``quantize_dynamic``: int8 weights, activations
+quantized at run time); ``int8`` (``quantize_static`` in QDQ format, per-channel weights, activations
+calibrated on training inputs). Without an int8 dot-product instruction (x86 VNNI, Arm dot product) the
+weights use a 7-bit range (``reduce_range``) so the CPU's 16-bit accumulation cannot saturate.
+"""
 
 from __future__ import annotations
 
 import logging
+import platform
+import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,17 +24,48 @@ if TYPE_CHECKING:
     import torch
 
 
+def has_int8_dot_product() -> bool:
+    """Whether this CPU has an int8 dot-product instruction (AVX-VNNI / AVX512-VNNI, or Arm's asimddp)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine().lower() in ("arm64", "aarch64")  # Apple silicon and recent Arm cores
+    flags = {word for line in text.splitlines() if line.startswith(("flags", "Features")) for word in line.split()}
+    return bool(flags & {"avx512_vnni", "avx_vnni", "asimddp"})
+
+
 class ONNXBackend(Backend):
     name = "onnx"
-    description = "ONNX (opset from torch.onnx dynamo exporter), run with onnxruntime"
+    description = "ONNX (torch.onnx dynamo exporter), run with onnxruntime; int8 via onnxruntime quantization"
     requires = ("onnx", "onnxruntime", "onnxscript")
     install_hint = "pip install 'edgepeft[onnx]'"
+    precisions = ("fp32", "int8", "int8-dynamic")
 
     def export(self, model: torch.nn.Module, example: np.ndarray, directory: Path, options: ExportOptions) -> Artifact:
         import onnx
-        import torch
 
         path = directory / "model.onnx"
+        if options.precision == "fp32":
+            self._export_fp32(model, example, path)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                fp32 = Path(tmp) / "fp32.onnx"
+                self._export_fp32(model, example, fp32)
+                self._quantize(fp32, path, options, Path(tmp))
+        graph = onnx.load(str(path), load_external_data=False).graph
+        return Artifact(
+            backend=self.name,
+            path=path,
+            inputs=_specs(graph.input),
+            outputs=_specs(graph.output),
+            precision=options.precision,
+        )
+
+    @staticmethod
+    def _export_fp32(model: torch.nn.Module, example: np.ndarray, path: Path) -> None:
+        import onnx
+        import torch
+
         batch = torch.export.Dim("batch", min=1, max=65536)
         # The exporter warns about optional torchvision ops and deprecated pytree APIs; neither concerns us.
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -47,43 +86,129 @@ class ONNXBackend(Backend):
             onnx.checker.check_model(str(path))
         except Exception as exc:
             raise edgepeft.ExportError(
-                f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}", where=type(model).__name__
+                f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                where=type(model).__name__,
+                fix="Run `edgepeft check` to list operators the ONNX exporter cannot convert",
             ) from exc
-        graph = onnx.load(str(path), load_external_data=False).graph
 
-        def specs(values) -> list[TensorSpec]:
-            return [
-                TensorSpec(
-                    v.name,
-                    [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
-                    onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
-                )
-                for v in values
-            ]
+    @staticmethod
+    def _quantize(source: Path, target: Path, options: ExportOptions, scratch: Path) -> None:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        return Artifact(backend=self.name, path=path, inputs=specs(graph.input), outputs=specs(graph.output))
+        reduce_range = not has_int8_dot_product()
+        logging.getLogger("root").setLevel(logging.ERROR)  # onnxruntime.quantization logs through the root logger
+        if options.precision == "int8-dynamic":
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)
+            return
+        if options.calibration is None:
+            raise edgepeft.ConfigError(
+                "int8 (static) ONNX export needs calibration inputs from the training split",
+                fix="Pass ExportOptions(calibration=...) or use --precision int8-dynamic",
+            )
+        prepared = scratch / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            prepared,
+            target,
+            _Calibration(options.calibration),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
 
-    def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
+    # -- run -----------------------------------------------------------------------------------------
+
+    def _session(self, model: str | bytes, where: Path, options: ExportOptions) -> Any:
         import onnxruntime as ort
 
         settings = ort.SessionOptions()
         settings.intra_op_num_threads = options.threads
         settings.inter_op_num_threads = 1
         settings.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if options.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
         try:
-            session = ort.InferenceSession(str(artifact.path), settings, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(model, settings, providers=providers)
         except Exception as exc:
             raise edgepeft.ExportError(
                 f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}",
-                where=str(artifact.path),
+                where=str(where),
                 fix="The file is corrupt or uses operators this onnxruntime lacks; re-export it",
             ) from None
+
+    def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
+        session = self._session(str(artifact.path), artifact.path, options)
         input_name = session.get_inputs()[0].name
 
         def run(x: np.ndarray) -> np.ndarray:
             return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
         return run
+
+    def intermediates(self, artifact: Artifact, options: ExportOptions, x: np.ndarray) -> dict[str, np.ndarray]:
+        import onnx
+
+        model = onnx.load(str(artifact.path))
+        owner: dict[str, str] = {}  # tensor -> PyTorch module path, the last node of a module wins
+        for node in model.graph.node:
+            scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+            if scopes:
+                parts = [s.strip(" '\"") for s in scopes.strip("[]").split(",")]
+                if len(parts) >= 2 and parts[-2]:
+                    for output in node.output:
+                        owner[output] = parts[-2]
+        last = {path: tensor for tensor, path in owner.items()}
+        existing = {o.name for o in model.graph.output}
+        for tensor in last.values():
+            if tensor not in existing:
+                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
+        session = self._session(model.SerializeToString(), artifact.path, options)
+        names = [o.name for o in session.get_outputs()]
+        values = dict(zip(names, session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)}), strict=True))
+        return {path: np.asarray(values[tensor], dtype=np.float32) for path, tensor in last.items()}
+
+    def unsupported_ops(self, program: torch.export.ExportedProgram) -> list[str] | None:
+        from torch.onnx._internal.exporter import _decomp, _registration
+
+        registry = _registration.ONNXRegistry.from_torchlib()
+        decomposed = program.run_decompositions(_decomp.create_onnx_friendly_decomposition_table(registry))
+        return sorted(
+            {
+                str(node.target)
+                for node in decomposed.graph.nodes
+                if node.op == "call_function"
+                and hasattr(node.target, "_schema")
+                and not registry.is_registered(node.target)
+            }
+        )
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over training-split inputs, in batches of 32."""
+
+    def __init__(self, x: np.ndarray, batch_size: int = 32) -> None:
+        self._batches = iter([x[i : i + batch_size].astype(np.float32) for i in range(0, len(x), batch_size)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {"input": batch}
+
+
+def _specs(values: Any) -> list[TensorSpec]:
+    import onnx
+
+    return [
+        TensorSpec(
+            v.name,
+            [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+            onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+        )
+        for v in values
+    ]
 
 
 @edgepeft.hookimpl

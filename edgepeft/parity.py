@@ -1,0 +1,167 @@
+"""The parity gate: does an exported model answer like the PyTorch one on real held-out data? And when
+it does not, which layer broke?"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgepeft.devices import ParityThresholds
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Exported vs PyTorch outputs on ``examples`` held-out inputs, against ``thresholds``."""
+
+    precision: str
+    examples: int
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    accuracy: float
+    reference_accuracy: float
+    thresholds: ParityThresholds
+
+    @property
+    def failures(self) -> list[str]:
+        """Each threshold the export misses, as text; empty when it passes."""
+        t, out = self.thresholds, []
+        if t.min_top1_agreement is not None and self.top1_agreement < t.min_top1_agreement:
+            out.append(f"top-1 agreement {self.top1_agreement:.4f} < {t.min_top1_agreement}")
+        if t.max_abs_diff is not None and self.max_abs_diff > t.max_abs_diff:
+            out.append(f"max abs difference {self.max_abs_diff:.3g} > {t.max_abs_diff:g}")
+        drop = self.reference_accuracy - self.accuracy
+        if t.max_metric_drop is not None and drop > t.max_metric_drop:
+            out.append(
+                f"accuracy drop {drop:.4f} ({self.reference_accuracy:.4f} -> {self.accuracy:.4f}) > "
+                f"{t.max_metric_drop:g}"
+            )
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "thresholds": self.thresholds.model_dump(), "passed": self.passed}
+
+
+def compare(
+    reference: np.ndarray, exported: np.ndarray, labels: np.ndarray, precision: str, thresholds: ParityThresholds
+) -> ParityReport:
+    diff = np.abs(reference.astype(np.float64) - exported.astype(np.float64))
+    return ParityReport(
+        precision=precision,
+        examples=len(reference),
+        top1_agreement=float((reference.argmax(axis=1) == exported.argmax(axis=1)).mean()),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        accuracy=float((exported.argmax(axis=1) == labels).mean()),
+        reference_accuracy=float((reference.argmax(axis=1) == labels).mean()),
+        thresholds=thresholds,
+    )
+
+
+# -- culprit search ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerDivergence:
+    """How far one module's output in the exported model is from PyTorch's (relative L2 error)."""
+
+    module: str
+    kind: str
+    relative_error: float
+
+
+@dataclass(frozen=True)
+class CulpritReport:
+    """Per-layer divergence in execution order, and the first layer where it jumps (None: no clear jump)."""
+
+    layers: list[LayerDivergence]
+    culprit: LayerDivergence | None
+
+    def describe(self) -> str:
+        if self.culprit is None:
+            return "no single layer stands out; the error grows gradually through the network"
+        before = max((lay.relative_error for lay in self._before_culprit()), default=0.0)
+        return (
+            f"the first layer whose output diverges is {self.culprit.module!r} ({self.culprit.kind}): relative "
+            f"error {self.culprit.relative_error:.3g}, against at most {before:.3g} in the layers before it"
+        )
+
+    def _before_culprit(self) -> list[LayerDivergence]:
+        assert self.culprit is not None
+        return self.layers[: self.layers.index(self.culprit)]
+
+
+def torch_module_outputs(model: torch.nn.Module, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
+    """Every named module's output on ``x``, in the order the modules finish, with its class name."""
+    import torch
+
+    outputs: dict[str, tuple[str, np.ndarray]] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(mod: torch.nn.Module, _args: Any, out: Any, name: str = name) -> None:
+            if isinstance(out, torch.Tensor):
+                outputs[name] = (type(mod).__name__, out.detach().float().cpu().numpy())
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.inference_mode():
+            model.eval()(torch.from_numpy(np.ascontiguousarray(x)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs
+
+
+def _alignments(exported: np.ndarray, reference: np.ndarray) -> list[np.ndarray]:
+    """Ways to read ``exported`` in ``reference``'s layout: as is, channels-last moved back, or flattened."""
+    out = []
+    if exported.shape == reference.shape:
+        out.append(exported)
+    if exported.ndim == 4 and exported.transpose(0, 3, 1, 2).shape == reference.shape:
+        out.append(exported.transpose(0, 3, 1, 2))
+    if not out and exported.size == reference.size and exported.shape[0] == reference.shape[0]:
+        out.append(exported.reshape(reference.shape))
+    return out
+
+
+def _relative_error(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.linalg.norm(got.astype(np.float64) - ref) / (np.linalg.norm(ref) + 1e-12))
+
+
+def find_culprit(
+    reference: dict[str, tuple[str, np.ndarray]],
+    exported: dict[str, np.ndarray],
+    *,
+    jump: float = 10.0,
+    floor: float = 0.05,
+) -> CulpritReport:
+    """Compare module outputs in execution order; the culprit is the first module whose relative error
+    exceeds ``floor`` and is ``jump`` times the largest error of the modules before it."""
+    layers: list[LayerDivergence] = []
+    culprit = None
+    worst = 0.0
+    for name, (kind, ref) in reference.items():
+        if name not in exported:
+            continue
+        candidates = _alignments(exported[name], ref)
+        if not candidates:
+            continue
+        error = min(_relative_error(got, ref) for got in candidates)  # (N, 4, 4, 4) may be either layout
+        layer = LayerDivergence(name, kind, error)
+        layers.append(layer)
+        if culprit is None and error > floor and error > jump * worst:
+            culprit = layer
+        worst = max(worst, error)
+    return CulpritReport(layers=layers, culprit=culprit)
