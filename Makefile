@@ -2,6 +2,7 @@
 # Every pip step uses constraints.txt so no dependency can pull a different (CUDA) torch.
 PYTHON ?= python3
 VENV ?= .venv
+PIP_VERSION := 26.3
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEPS_HASH := $(shell cat pyproject.toml constraints.txt requirements-data.txt | sha256sum | cut -c1-16)
@@ -13,9 +14,9 @@ install: $(STAMP)
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet pip==$(PIP_VERSION)
 	$(PIP) install --quiet -c constraints.txt -e '.[all]'
-	$(PIP) install --quiet --no-deps -r requirements-data.txt
+	$(PIP) install --quiet --no-deps -c constraints.txt -r requirements-data.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

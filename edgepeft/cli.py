@@ -14,7 +14,7 @@ from rich.table import Column, Table
 from typer.core import TyperGroup
 
 import edgepeft
-from edgepeft.errors import ArtifactError, EdgepeftError
+from edgepeft.errors import ArtifactError, EdgepeftError, PluginError
 from edgepeft.plugins import PluginManager, default_manager
 
 
@@ -35,7 +35,7 @@ class _Group(TyperGroup):
 
 def _report(exc: EdgepeftError) -> int:
     """Print ``exc`` as one line on stderr and return its exit code; with EDGEPEFT_DEBUG=1, re-raise it."""
-    if os.environ.get("EDGEPEFT_DEBUG"):
+    if os.environ.get("EDGEPEFT_DEBUG", "") not in ("", "0"):
         raise exc
     _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
     return exc.exit_code
@@ -218,10 +218,13 @@ def deploy(
     """Export the run's student for DEVICE, check parity on held-out data, measure, and write a bundle."""
     from edgepeft.deploy import deploy as deploy_run
     from edgepeft.devices import load_profile
+    from edgepeft.export import choose_backend
     from edgepeft.run import open_run
 
     manager = _manager(ctx)
     profile = load_profile(device, manager.devices)
+    backend_cls, precision = choose_backend(profile, manager, backend, precision)  # checks the options first
+    backend = backend_cls.name
     opened = open_run(run, manager, runs_dir)
     with _progress() as progress:
         result = deploy_run(opened, profile, manager, out_dir, backend=backend, precision=precision, progress=progress)
@@ -254,11 +257,28 @@ def verify(bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder writ
     _console().print(f"{bundle_dir}: every file matches its manifest sha256")
 
 
+def check_command_names(app: typer.Typer) -> None:
+    """A plugin's command must not silently replace a built-in one (or another plugin's)."""
+    seen: dict[str, str] = {}
+    commands = [
+        (c.name or c.callback.__name__.replace("_", "-"), c.callback.__module__) for c in app.registered_commands
+    ]
+    groups = [(g.name, g.typer_instance.__module__ if g.typer_instance else "?") for g in app.registered_groups]
+    for name, module in commands + groups:
+        if name in seen:
+            raise PluginError(
+                f"command {name!r} from {module} clashes with the command of that name from {seen[name]}",
+                fix="Rename the plugin's command, or disable the plugin with EDGEPEFT_DISABLE_PLUGINS",
+            )
+        seen[name] = module
+
+
 def main() -> None:
     """Console-script entry point: load plugins, let them add commands, run."""
     try:
         manager = _loaded_manager()
         manager.call("edgepeft_register_commands", app=app)
+        check_command_names(app)
     except EdgepeftError as exc:
         sys.exit(_report(exc))
     app(prog_name="edgepeft", obj=manager)

@@ -121,5 +121,6 @@ def deploy(
             },
         }
         bundle.finish(tmp, manifest)
-    zip_path = bundle.write_zip(target)
+        zip_path = target.with_name(target.name + ".zip")
+        bundle.write_zip(tmp, zip_path)
     return Deployment(target, zip_path, bundle.read_manifest(target), budgets)

@@ -114,6 +114,13 @@ def load_profile(name: str, registry: Registry[Path]) -> DeviceProfile:
                 f"extends: profiles extend each other in a cycle ({cycle})", where=where, fix="Break the cycle"
             )
         data, text = read_toml(path)
+        for reserved in ("name", "source"):
+            if reserved in data:
+                raise ConfigError(
+                    f"{reserved}: unknown key",
+                    where=f"{path}:{toml_line(text, [reserved])}",
+                    fix="Remove it; a profile's name is its file name",
+                )
         chain.append((path, data, text))
         parent = data.get("extends")
         if parent is not None and not isinstance(parent, str):

@@ -40,7 +40,8 @@ class UnknownNameError(ConfigError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str], *, where: str | None = None) -> None:
         known = sorted(known)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        prefixed = [k for k in known if k.startswith(name) or name.startswith(k)]
+        close = list(dict.fromkeys([*prefixed, *difflib.get_close_matches(name, known, n=3, cutoff=0.5)]))[:3]
         hint = f"Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = f"Known {kind}s: {', '.join(known)}." if known else f"No {kind}s are registered."
         super().__init__(f"unknown {kind} {name!r}", where=where, fix=f"{hint} {listing}".strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgepeft.backend import Artifact, Backend, ExportOptions, Runner
-from edgepeft.devices import DeviceProfile, ParityThresholds
-from edgepeft.errors import BackendUnavailableError, ConfigError, ParityError
+from edgepeft.devices import DeviceProfile, ParityThresholds, Precision
+from edgepeft.errors import BackendUnavailableError, ConfigError, ParityError, UnknownNameError
 from edgepeft.parity import CulpritReport, ParityReport, compare, find_culprit, torch_module_outputs
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ def choose_backend(
     profile: DeviceProfile, manager: PluginManager, backend: str | None = None, precision: str | None = None
 ) -> tuple[type[Backend], str]:
     """The first backend in the profile's preference that is installed here, and its best precision."""
+    known = typing.get_args(Precision)
+    if precision is not None and precision not in known:
+        raise UnknownNameError("precision", precision, known, where="--precision")
     if backend is not None:
         candidates = [manager.backends.get(backend, where="--backend")]
     else:
@@ -40,6 +44,12 @@ def choose_backend(
         usable = [p for p in wanted if p in cls.precisions]
         if usable:
             return cls, usable[0]
+        if backend is not None and precision is not None:
+            raise ConfigError(
+                f"backend {cls.name!r} does not export {precision}",
+                where="--precision",
+                fix=f"Choose one of: {', '.join(cls.precisions)}",
+            )
         reasons.append(f"{cls.name}: supports {', '.join(cls.precisions)}, not {', '.join(wanted)}")
     if not candidates:
         raise ConfigError(

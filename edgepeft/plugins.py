@@ -17,7 +17,7 @@ import pluggy
 from edgepeft import hookspecs
 from edgepeft.backend import Backend
 from edgepeft.data import Dataset
-from edgepeft.errors import EdgepeftError, PluginError
+from edgepeft.errors import ConfigError, EdgepeftError, PluginError
 from edgepeft.models import ModelFamily
 from edgepeft.registry import Registry
 from edgepeft.technique import Technique
@@ -42,6 +42,11 @@ def _env_list(name: str) -> set[str] | None:
     if value is None:
         return None
     return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def _normalize(distribution: str) -> str:
+    """Distribution names compare like pip compares them: case and ``-``/``_``/``.`` do not matter."""
+    return distribution.lower().replace("_", "-").replace(".", "-")
 
 
 def _subclass_check(base: type, *attrs: str):
@@ -93,17 +98,18 @@ class PluginManager:
         blocked = _env_list(DISABLE_ENV) or set()
         only = _env_list(LOAD_ENV)
         entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        names = {ep.name for ep in entry_points}
-        for name in sorted(blocked - names):
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            self.warnings.append(f"{DISABLE_ENV} names {name!r}, which is not an installed plugin{hint}")
+        self._check_unique(entry_points)
+        self._warn_unknown(DISABLE_ENV, blocked, {ep.name for ep in entry_points}, "plugin")
+        if only is not None:
+            only = {_normalize(d) for d in only}
+            dists = {_normalize(ep.dist.name) for ep in entry_points if ep.dist}
+            self._warn_unknown(LOAD_ENV, only, dists, "distribution with edgepeft plugins")
         for ep in entry_points:
             dist = ep.dist.name if ep.dist else "(unknown)"
             if ep.name in blocked:
                 self._pm.set_blocked(ep.name)
                 continue
-            if only is not None and dist not in only:
+            if only is not None and _normalize(dist) not in only:
                 continue
             if self._pm.has_plugin(ep.name) or self._pm.is_blocked(ep.name):
                 continue
@@ -117,6 +123,24 @@ class PluginManager:
             version = ep.dist.version if ep.dist else "?"
             self.register(module, ep.name, distribution=dist, version=version)
 
+    def _warn_unknown(self, variable: str, given: set[str], known: set[str], what: str) -> None:
+        for name in sorted(given - known):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.warnings.append(f"{variable} names {name!r}, which is not an installed {what}{hint}")
+
+    @staticmethod
+    def _check_unique(entry_points: importlib.metadata.EntryPoints) -> None:
+        seen: dict[str, str] = {}
+        for ep in entry_points:
+            dist = ep.dist.name if ep.dist else "(unknown)"
+            if ep.name in seen and seen[ep.name] != dist:
+                raise PluginError(
+                    f"two distributions install a plugin named {ep.name!r}: {seen[ep.name]} and {dist}",
+                    fix="Uninstall one of them, or rename the entry point in one package's pyproject.toml",
+                )
+            seen[ep.name] = dist
+
     def register(
         self, plugin: ModuleType | object, name: str, *, distribution: str = "(local)", version: str = ""
     ) -> None:
@@ -126,6 +150,7 @@ class PluginManager:
         try:
             self._pm.register(plugin, name=name)
             self._pm.check_pending()
+            self._reject_wrappers(name)
         except pluggy.PluginValidationError as exc:
             self._pm.unregister(name=name)
             detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -136,13 +161,20 @@ class PluginManager:
         self.info[name] = PluginInfo(name, distribution, version)
         self.__dict__.pop("registries", None)
 
+    def _reject_wrappers(self, name: str) -> None:
+        """edgepeft calls each implementation itself (to name the plugin in errors), so wrappers cannot work."""
+        plugin = self._pm.get_plugin(name)
+        for caller in self._pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
+                    raise pluggy.PluginValidationError(
+                        plugin, f"{caller.name} is declared as a wrapper; edgepeft hooks take plain implementations"
+                    )
+
     def unregister(self, name: str) -> None:
         self._pm.unregister(name=name)
         self.info.pop(name, None)
         self.__dict__.pop("registries", None)
-
-    def plugin_names(self) -> list[str]:
-        return list(self.info)
 
     def hooks_of(self, name: str) -> list[str]:
         plugin = self._pm.get_plugin(name)
@@ -177,6 +209,11 @@ class PluginManager:
         name_of = lambda cls: cls.name  # noqa: E731
         devices = self._fill(DeviceRegistry(), "edgepeft_register_devices")
         for folder in filter(None, os.environ.get(DEVICES_PATH_ENV, "").split(os.pathsep)):
+            if not Path(folder).is_dir():
+                raise ConfigError(
+                    f"{DEVICES_PATH_ENV} names {folder!r}, which is not a folder",
+                    fix="Set it to folders of device profile .toml files (separated by ':'), or unset it",
+                )
             devices.add(Path(folder), f"{DEVICES_PATH_ENV}={folder}")
         return {
             "technique": self._fill(

@@ -42,7 +42,7 @@ class TechniqueSection(BaseModel):
 class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run folder name.")
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     data: DataSection
     teacher: ModelSection
     student: ModelSection

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tomli_w
+from pydantic import ValidationError
 
 from edgepeft import atomic
 from edgepeft.data import TaskData
-from edgepeft.errors import ArtifactError, ConfigError, DataError
+from edgepeft.errors import ArtifactError, DataError
 from edgepeft.models import ModelSpec
 from edgepeft.recipe import ModelSection, ResolvedRecipe, resolve
 from edgepeft.train import FitResult, StepState, TrainContext, accuracy, fit, predict
@@ -33,6 +35,7 @@ SPEC = "model.json"
 METRICS = "metrics.json"
 RECIPE = "recipe.toml"
 LOG = "train.log"
+FINGERPRINT = "fingerprint.txt"
 
 
 @dataclass
@@ -69,8 +72,14 @@ def load_model(directory: Path, manager: PluginManager) -> tuple[torch.nn.Module
             raise ArtifactError(f"missing {path.name}", where=str(directory), fix="Run `edgepeft train` to create it")
     try:
         spec = ModelSpec.model_validate_json(spec_path.read_text())
-    except ValueError as exc:
-        raise ArtifactError(f"invalid model spec: {exc}", where=str(spec_path)) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise ArtifactError(
+            f"invalid model spec: {key}: {first['msg']}",
+            where=str(spec_path),
+            fix="The file is damaged; retrain with `edgepeft train`",
+        ) from None
     family = manager.models.get(spec.family, where=str(spec_path))
     options = parse(family.Options, spec.options, spec_path, None, prefix=("options",))
     model = family().build(options, tuple(spec.input_shape), spec.num_classes)
@@ -127,22 +136,32 @@ class Trainer:
             parameters=count_parameters(model),
         )
 
-    def teacher(self, data: TaskData, ctx: TrainContext) -> torch.nn.Module:
-        """The trained teacher, reused from the run folder when recipe, data and seed are unchanged."""
+    def teacher(self, data: TaskData, ctx: TrainContext, work: Path) -> torch.nn.Module:
+        """The trained teacher, reused from the previous run folder when its recipe section, the data
+        section, the data itself and the seed are unchanged (a damaged cached teacher is retrained)."""
         section, options = self.recipe.teacher, self.resolved.teacher_options
-        directory = self.run_dir / "teacher"
         key = _fingerprint(
-            section.model_dump(mode="json"), options.model_dump(mode="json"), data.fingerprint(), ctx.seed
+            section.model_dump(mode="json"),
+            options.model_dump(mode="json"),
+            self.recipe.data.model_dump(mode="json"),
+            data.fingerprint(),
+            ctx.seed,
         )
-        key_file = directory / "fingerprint.txt"
+        cached = self.run_dir / "teacher"
+        key_file = cached / FINGERPRINT
         if key_file.is_file() and key_file.read_text().strip() == key:
-            model, _ = load_model(directory, self.manager)
-            log.info("reusing the cached teacher in %s", directory)
-            return model
+            try:
+                model, _ = load_model(cached, self.manager)
+            except ArtifactError as exc:
+                log.warning("the cached teacher cannot be loaded (%s); training it again", exc.message)
+            else:
+                shutil.copytree(cached, work / "teacher")
+                log.info("reusing the cached teacher in %s", cached)
+                return model
         model = self._build(section, options, data, ctx.seed)
         self._train("teacher", model, section, ctx)
-        save_model(model, self._spec(section, options, data, model), directory)
-        atomic.write_text(key_file, key + "\n")
+        save_model(model, self._spec(section, options, data, model), work / "teacher")
+        atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
         return model
 
     def _train(
@@ -168,26 +187,35 @@ class Trainer:
         return result
 
     def run(self) -> dict[str, Any]:
-        """Train everything and write the run folder; returns the metrics written to metrics.json."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.run_dir / LOG, mode="w", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger = logging.getLogger("edgepeft")
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        try:
-            return self._run()
-        finally:
-            logger.removeHandler(handler)
-            handler.close()
+        """Train everything and write the run folder; returns the metrics written to metrics.json.
 
-    def _run(self) -> dict[str, Any]:
-        dataset_cls = self.manager.datasets.get(self.recipe.data.dataset)
-        log.info("loading data set %s", dataset_cls.name)
-        data = dataset_cls().load(self.resolved.data_options, self.recipe.seed)
-        data.check()
+        The run is built in a temporary folder that replaces ``runs/<name>/`` only when everything
+        succeeded: a failed or interrupted run leaves the previous one intact, and its log beside it
+        as ``<name>.failed.log``.
+        """
+        logger = logging.getLogger("edgepeft")
+        with atomic.atomic_directory(self.run_dir) as work:
+            handler = logging.FileHandler(work / LOG, mode="w", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            try:
+                metrics = self._run(work)
+            except BaseException:
+                handler.flush()
+                shutil.copyfile(work / LOG, self.run_dir.with_name(f"{self.recipe.name}.failed.log"))
+                raise
+            finally:
+                logger.removeHandler(handler)
+                handler.close()
+        self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics)
+        return metrics
+
+    def _run(self, work: Path) -> dict[str, Any]:
+        log.info("loading data set %s", self.recipe.data.dataset)
+        data = load_task_data(self.manager, self.resolved, self.recipe.seed)
         ctx = TrainContext(data=data, teacher=None, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed)
-        teacher = self.teacher(data, ctx)
+        teacher = self.teacher(data, ctx, work)
         ctx.teacher = teacher
 
         section, options = self.recipe.student, self.resolved.student_options
@@ -197,11 +225,11 @@ class Trainer:
         for technique in self.resolved.techniques:
             technique.setup(ctx)
         result = self._train("student", student, section, ctx, self.resolved.techniques)
-        save_model(student, self._spec(section, options, data, student), self.run_dir / "student")
+        save_model(student, self._spec(section, options, data, student), work / "student")
 
         reports = {
-            "teacher": self._report(teacher, data, self.run_dir / "teacher"),
-            "student": self._report(student, data, self.run_dir / "student"),
+            "teacher": self._report(teacher, data, work / "teacher"),
+            "student": self._report(student, data, work / "student"),
         }
         metrics = {
             "task": "classification",
@@ -217,10 +245,20 @@ class Trainer:
             "accuracy_retention": reports["student"].test_accuracy / reports["teacher"].test_accuracy,
             "student_history": result.history,
         }
-        atomic.write_text(self.run_dir / RECIPE, tomli_w.dumps(self.resolved.to_dict()))
-        atomic.write_json(self.run_dir / METRICS, metrics)
-        self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics)
+        atomic.write_text(work / RECIPE, tomli_w.dumps(self.resolved.to_dict()))
+        atomic.write_json(work / METRICS, metrics)
         return metrics
+
+
+def load_task_data(manager: PluginManager, resolved: ResolvedRecipe, seed: int) -> TaskData:
+    """The recipe's data set, split with ``seed`` and checked; a missing optional package says how to get it."""
+    cls = manager.datasets.get(resolved.recipe.data.dataset)
+    reason = cls.unavailable_reason()
+    if reason:
+        raise DataError(f"data set {cls.name!r} cannot be loaded here: {reason}")
+    data = cls().load(resolved.data_options, seed)
+    data.check()
+    return data
 
 
 @dataclass
@@ -240,8 +278,7 @@ class Run:
 
     def data(self, manager: PluginManager) -> TaskData:
         """The run's data set and split, checked to be exactly the one it was trained on."""
-        recipe = self.resolved.recipe
-        data = manager.datasets.get(recipe.data.dataset)().load(self.resolved.data_options, recipe.seed)
+        data = load_task_data(manager, self.resolved, self.resolved.recipe.seed)
         if data.fingerprint() != self.metrics["dataset"]["fingerprint"]:
             raise DataError(
                 "the data set differs from the one this run was trained on (fingerprint mismatch)",
@@ -256,12 +293,25 @@ def open_run(path: Path, manager: PluginManager, runs_dir: Path = Path("runs")) 
     path = Path(path)
     if not path.is_dir() and (runs_dir / path).is_dir():
         path = runs_dir / path
-    if not (path / METRICS).is_file():
-        raise ConfigError(
-            "not a finished run folder (no metrics.json)",
-            where=str(path),
-            fix="Pass a folder written by `edgepeft train`, e.g. runs/digits-distill",
-        )
+    for name in (METRICS, RECIPE):
+        if not (path / name).is_file():
+            raise ArtifactError(
+                f"not a finished run folder (no {name})",
+                where=str(path),
+                fix="Pass a folder written by `edgepeft train`, e.g. runs/digits-distill",
+            )
+    try:
+        metrics = json.loads((path / METRICS).read_text())
+        fingerprint = metrics["dataset"]["fingerprint"]
+        teacher_accuracy = metrics["teacher"]["test_accuracy"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(
+            f"metrics.json is damaged ({type(exc).__name__}: {exc})",
+            where=str(path / METRICS),
+            fix="Retrain with `edgepeft train`",
+        ) from None
+    if not isinstance(fingerprint, str) or not isinstance(teacher_accuracy, float | int):
+        raise ArtifactError("metrics.json is damaged (wrong types)", where=str(path / METRICS))
     data, text = read_toml(path / RECIPE)
     resolved = resolve(data, text, str(path / RECIPE), manager)
-    return Run(path=path, resolved=resolved, metrics=json.loads((path / METRICS).read_text()))
+    return Run(path=path, resolved=resolved, metrics=metrics)

@@ -17,9 +17,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for every schema read from a user's file: unknown keys are errors, not silently ignored."""
+    """Base for every schema read from a user's file: unknown keys and wrong types (``"1"`` or ``true``
+    for a number) are errors, never silently ignored or converted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 _TABLE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

@@ -75,7 +75,7 @@ def test_devices_list_and_show(cli, manager):
 def test_unknown_device_is_one_line_with_suggestion_and_exit_code(cli):
     result = cli("devices", "show", "rasberry-pi-5")
     assert result.exit_code == 2
-    assert result.output.count("\n") == 1 or "Traceback" not in result.output
+    assert (result.output.count("\n") == 1 and result.exception is None) or isinstance(result.exception, SystemExit)
     assert "unknown device 'rasberry-pi-5'" in result.output and "Did you mean 'raspberry-pi-5'" in result.output
 
 
@@ -114,6 +114,48 @@ def test_importing_the_cli_and_help_do_not_import_torch_or_runtimes():
     proc = _run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_main_loads_plugins_without_torch_and_runs_help():
+    code = (
+        "import sys\n"
+        "from edgepeft.cli import main\n"
+        "sys.argv = ['edgepeft', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "print('torch' in sys.modules, 'onnxruntime' in sys.modules, 'ai_edge_litert' in sys.modules)\n"
+    )
+    proc = _run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False False False"
+
+
+def test_a_plugin_command_cannot_replace_a_builtin(manager, register_plugin):
+    import typer
+
+    from edgepeft.cli import check_command_names
+
+    app = typer.Typer()
+
+    @app.command("verify")
+    def builtin() -> None: ...
+
+    class Commands:
+        @edgepeft.hookimpl
+        def edgepeft_register_commands(self, app):
+            @app.command("verify")
+            def hijack() -> None: ...
+
+    register_plugin(Commands(), "hijacker")
+    manager.call("edgepeft_register_commands", app=app)
+    with pytest.raises(edgepeft.PluginError, match=r"command 'verify' from .* clashes"):
+        check_command_names(app)
+
+
+def test_unknown_precision_and_unsupported_precision(cli):
+    result = cli("deploy", "nowhere", "--device", "x86-server", "--precision", "int9")
+    assert result.exit_code == 2 and "--precision: unknown precision 'int9'" in result.output
+    result = cli("deploy", "nowhere", "--device", "x86-server", "--backend", "cpu", "--precision", "int8")
+    assert result.exit_code == 2 and "backend 'cpu' does not export int8" in result.output
 
 
 def test_console_script_runs():

@@ -161,3 +161,27 @@ def test_profile_hash_changes_with_content(manager):
     a = load_profile("android", manager.devices)
     b = load_profile("android-recommendation", manager.devices)
     assert a.sha256() != b.sha256() and a.sha256() == load_profile("android", manager.devices).sha256()
+
+
+def test_missing_devices_path_folder_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPEFT_DEVICES_PATH", str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match=r"EDGEPEFT_DEVICES_PATH names .*nope', which is not a folder"):
+        _ = default_manager().devices
+
+
+def test_types_are_not_coerced_and_name_is_not_a_key(tmp_path, monkeypatch):
+    manager = _user_folder(
+        tmp_path,
+        monkeypatch,
+        {
+            "quoted": PHONE + '\n[budgets]\np95_latency_ms = "30"\n',
+            "boolean": PHONE + "\n[budgets]\nbatch_size = true\n",
+            "named": 'name = "other"\n' + PHONE,
+        },
+    )
+    with pytest.raises(ConfigError, match=r"quoted\.toml:\d+: budgets\.p95_latency_ms"):
+        load_profile("quoted", manager.devices)
+    with pytest.raises(ConfigError, match=r"boolean\.toml:\d+: budgets\.batch_size"):
+        load_profile("boolean", manager.devices)
+    with pytest.raises(ConfigError, match=r"named\.toml:1: name: unknown key"):
+        load_profile("named", manager.devices)

@@ -184,5 +184,35 @@ def test_deploy_unknown_device_suggests(workspace, cli):
 
 def test_deploy_missing_run_is_one_clear_line(workspace, cli, tmp_path):
     result = cli("deploy", str(tmp_path / "nothing"), "--device", "loose-box")
-    assert result.exit_code == 2
+    assert result.exit_code == edgepeft.ArtifactError.exit_code
     assert "not a finished run folder" in result.output and "Traceback" not in result.output
+
+
+def test_verify_refuses_incomplete_or_malformed_bundles(workspace, cli, tmp_path):
+    import shutil
+
+    dist = workspace["root"] / "dist-verify"
+    assert cli("deploy", str(workspace["run"]), "-d", "loose-box", "--out", str(dist)).exit_code == 0
+    bundle = dist / "tiny-loose-box"
+
+    def tampered(edit):
+        copy = tmp_path / f"b{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(bundle, copy)
+        edit(copy)
+        return cli("verify", str(copy))
+
+    def rewrite(folder, change):
+        manifest = json.loads((folder / "manifest.json").read_text())
+        change(manifest)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    missing = tampered(lambda f: (f / "model.onnx").unlink())
+    assert missing.exit_code == 8 and "model.onnx: missing" in missing.output
+    extra = tampered(lambda f: (f / "extra.bin").write_bytes(b"x"))
+    assert extra.exit_code == 8 and "extra.bin: not listed" in extra.output
+    empty = tampered(lambda f: rewrite(f, lambda m: m.update(files=[])))
+    assert empty.exit_code == 8 and "manifest lists no files" in empty.output
+    escape = tampered(lambda f: rewrite(f, lambda m: m["files"].append({"path": "../x", "sha256": "0"})))
+    assert escape.exit_code == 8 and "points outside the bundle" in escape.output
+    garbage = tampered(lambda f: (f / "manifest.json").write_bytes(b"\xff\xfe[1]"))
+    assert garbage.exit_code == 8 and "manifest is not valid JSON" in garbage.output

@@ -190,3 +190,55 @@ def test_an_outside_model_family_trains_through_the_same_loop(manager, register_
     metrics = Trainer(resolve(recipe, None, "mlp", manager), manager, tmp_path).run()
     assert metrics["student"]["parameters"] == 64 * 24 + 24 + 24 * 10 + 10
     assert metrics["student"]["test_accuracy"] > 0.7
+
+
+def test_wrapper_hook_implementations_are_refused():
+    class Wrapper:
+        @edgepeft.hookimpl(wrapper=True)
+        def edgepeft_after_step(self, state):
+            return (yield)
+
+    with pytest.raises(PluginError, match=r"'wrapping' .* declared as a wrapper"):
+        PluginManager().register(Wrapper(), "wrapping")
+
+
+def _fake_distribution(root, dist: str, entry: str, module: str) -> None:
+    pkg = root / module
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    info = root / f"{module}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[edgepeft]\n{entry} = {module}\n")
+
+
+def test_two_distributions_with_the_same_plugin_name_are_an_error(tmp_path, monkeypatch):
+    _fake_distribution(tmp_path, "alpha-pkg", "samename", "alpha_mod")
+    _fake_distribution(tmp_path, "beta-pkg", "samename", "beta_mod")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"two distributions install a plugin named 'samename': (alpha|beta)-pkg"):
+        default_manager()
+
+
+def test_load_plugins_with_an_unknown_distribution_warns(monkeypatch):
+    monkeypatch.setenv("EDGEPEFT_LOAD_PLUGINS", "edgepef")
+    manager = default_manager()
+    assert manager.info == {}
+    assert manager.warnings == [
+        "EDGEPEFT_LOAD_PLUGINS names 'edgepef', which is not an installed distribution with edgepeft plugins; "
+        "did you mean 'edgepeft'?"
+    ]
+    monkeypatch.setenv("EDGEPEFT_LOAD_PLUGINS", "EdgePEFT")  # names compare like pip compares them
+    assert "onnx" in default_manager().info
+
+
+def test_plugins_use_only_the_public_api():
+    import ast
+
+    for path in [*(ROOT / "plugins").rglob("*.py"), ROOT / "devices" / "__init__.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgepeft."):
+                raise AssertionError(f"{path}: imports {node.module}; plugins use `edgepeft` only")
+            if isinstance(node, ast.ImportFrom) and node.module == "edgepeft":
+                private = [a.name for a in node.names if a.name not in edgepeft.__all__]
+                assert not private, f"{path}: imports {private}, which are not in edgepeft.__all__"

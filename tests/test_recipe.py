@@ -85,3 +85,12 @@ def test_missing_file_and_bad_toml(tmp_path, manager):
 def test_tiny_recipe_helper_round_trips(tmp_path, manager):
     path = write_recipe(tmp_path / "tiny.toml", tiny_recipe())
     assert load_recipe(path, manager).recipe.teacher.epochs == 3
+
+
+def test_wrong_scalar_types_and_ranges_are_errors(tmp_path, manager):
+    with pytest.raises(ConfigError, match=r"r\.toml:8: teacher\.epochs: .*integer"):
+        _load(tmp_path, manager, BASE.replace("epochs = 2\n\n[student]", 'epochs = "2"\n\n[student]'))
+    with pytest.raises(ConfigError, match=r"r\.toml:1: seed: .*greater than or equal to 0"):
+        _load(tmp_path, manager, "seed = -5\n" + BASE)
+    with pytest.raises(ConfigError, match=r"student\.options\.channels\.0: .*greater than 0"):
+        _load(tmp_path, manager, BASE.replace("[[techniques]]", "[student.options]\nchannels = [0]\n\n[[techniques]]"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
 import edgepeft
 from edgepeft import ModelFamily, StrictModel
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class CNNOptions(StrictModel):
-    channels: list[int] = Field([32, 64], min_length=1, description="Output channels of each conv block.")
+    channels: list[PositiveInt] = Field([32, 64], min_length=1, description="Output channels of each conv block.")
     hidden: int = Field(128, ge=0, description="Width of the hidden linear layer (0: none).")
     dropout: float = Field(0.0, ge=0, lt=1)
 

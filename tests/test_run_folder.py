@@ -1,0 +1,88 @@
+"""Run folders: replaced whole or not at all, the teacher cache, and damaged runs read back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import edgepeft
+from edgepeft.recipe import resolve
+from edgepeft.run import Trainer, open_run
+from edgepeft.testing import tiny_recipe
+
+
+def _train(manager, folder, **changes):
+    recipe = tiny_recipe(name="r")
+    recipe["teacher"]["epochs"] = recipe["student"]["epochs"] = 1
+    for section, values in changes.items():
+        recipe[section].update(values)
+    return Trainer(resolve(recipe, None, "r", manager), manager, folder).run()
+
+
+@pytest.fixture
+def trained(manager, tmp_path):
+    _train(manager, tmp_path)
+    return tmp_path / "r"
+
+
+def test_a_failed_retrain_leaves_the_previous_run_intact_and_its_log_beside_it(manager, trained, tmp_path):
+    before = {p.relative_to(trained): p.read_bytes() for p in trained.rglob("*") if p.is_file()}
+    with pytest.raises(edgepeft.TrainingError, match=r"loss became nan at step \d+ .* student"):
+        _train(manager, tmp_path, teacher={"options": {"channels": [8, 16], "hidden": 48}}, student={"lr": 1e30})
+    after = {p.relative_to(trained): p.read_bytes() for p in trained.rglob("*") if p.is_file()}
+    assert after == before
+    assert "loss became nan" not in (tmp_path / "r.failed.log").read_text()  # the log of what ran
+    assert "teacher: best epoch" in (tmp_path / "r.failed.log").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "r.failed.log"]
+
+
+def test_teacher_cache_follows_the_data_section(manager, trained, tmp_path):
+    _train(manager, tmp_path)
+    assert "reusing the cached teacher" in (trained / "train.log").read_text()
+    _train(manager, tmp_path, data={"batch_size": 32})
+    assert "reusing the cached teacher" not in (trained / "train.log").read_text()
+
+
+def test_a_damaged_cached_teacher_is_trained_again(manager, trained, tmp_path):
+    weights = trained / "teacher" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    _train(manager, tmp_path)
+    log = (trained / "train.log").read_text()
+    assert "cached teacher cannot be loaded" in log and "teacher: best epoch" in log
+    open_run(trained, manager).student(manager)
+
+
+@pytest.mark.parametrize("content", ["{}", '{"dataset": {"fingerprint": 3}, "teacher": {"test_accuracy": "x"}}', "{"])
+def test_damaged_metrics_is_an_artifact_error(manager, trained, content):
+    (trained / "metrics.json").write_text(content)
+    with pytest.raises(edgepeft.ArtifactError, match=r"metrics\.json is damaged"):
+        open_run(trained, manager)
+
+
+def test_damaged_model_spec_is_one_line(manager, trained):
+    spec = trained / "student" / "model.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text()), "num_classes": "ten"}))
+    with pytest.raises(edgepeft.ArtifactError) as error:
+        open_run(trained, manager).student(manager)
+    assert "invalid model spec: num_classes:" in error.value.message and "\n" not in error.value.message
+
+
+def test_missing_optional_package_for_a_dataset_says_how_to_install(manager, register_plugin, tmp_path):
+    class Needs(edgepeft.Dataset):
+        name = "needs-extra"
+        requires = ("a_package_that_is_not_installed",)
+        install_hint = "pip install 'edgepeft[extra]'"
+
+        def load(self, options, seed):
+            raise AssertionError("must not be called")
+
+    class Plugin:
+        @edgepeft.hookimpl
+        def edgepeft_register_datasets(self, register):
+            register(Needs)
+
+    register_plugin(Plugin(), "needs")
+    recipe = tiny_recipe(name="n", data={"dataset": "needs-extra", "batch_size": 8})
+    with pytest.raises(edgepeft.DataError, match=r"'needs-extra' cannot be loaded here: missing .*edgepeft\[extra\]"):
+        Trainer(resolve(recipe, None, "n", manager), manager, tmp_path).run()
