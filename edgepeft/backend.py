@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,12 @@ class Artifact:
     @property
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)
+
+    def moved_to(self, folder: Path) -> Artifact:
+        """This artifact with its files in ``folder`` (after the folder it was written in was renamed)."""
+        return dataclasses.replace(
+            self, path=folder / self.path.name, extra_files=[folder / p.name for p in self.extra_files]
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -13,8 +13,18 @@ from rich.console import Console
 from rich.table import Column, Table
 from typer.core import TyperGroup
 
+if TYPE_CHECKING:
+    from edgepeft.parity import ParityReport
+
 import edgepeft
-from edgepeft.errors import ArtifactError, EdgepeftError, PluginError
+from edgepeft.errors import (
+    ArtifactError,
+    BackendUnavailableError,
+    ConfigError,
+    EdgepeftError,
+    ExportError,
+    PluginError,
+)
 from edgepeft.plugins import PluginManager, default_manager
 
 
@@ -228,12 +238,7 @@ def deploy(
     opened = open_run(run, manager, runs_dir)
     with _progress() as progress:
         result = deploy_run(opened, profile, manager, out_dir, backend=backend, precision=precision, progress=progress)
-    m = result.manifest["metrics"]
-    parity = m["parity"]
-    _console().print(
-        f"parity on {parity['examples']} held-out examples: top-1 agreement {parity['top1_agreement']:.2%}, "
-        f"max |diff| {parity['max_abs_diff']:.2g}"
-    )
+    _print_parity(result.parity)
     table = Table("budget", "limit", "value", "unit", "source", "status", title=f"{profile.name} budgets")
     for b in result.budgets:
         colour = "green" if b.passed else "red"
@@ -244,6 +249,95 @@ def deploy(
         failed = ", ".join(b.budget for b in result.budgets if not b.passed)
         _console(stderr=True).print(f"[bold red]error:[/] the model does not meet the {profile.name} budget ({failed})")
         raise typer.Exit(10)
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    run: Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")],
+    backend: Annotated[str, typer.Option(help="Backend to export with (see `edgepeft plugins`).")],
+    precision: Annotated[str, typer.Option(help="fp32, fp16, int8 (calibrated) or int8-dynamic.")] = "fp32",
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch a fixed-shape runtime is built for.")] = 1,
+    layout: Annotated[str, typer.Option(help="Input layout: NCHW or NHWC.")] = "NCHW",
+    threads: Annotated[int, typer.Option(min=1, help="Runtime threads for the parity run.")] = 1,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives <run>-<backend>-<precision>/.")] = Path(
+        "exports"
+    ),
+    runs_dir: Annotated[Path, typer.Option(help="Where run names are looked up.")] = Path("runs"),
+) -> None:
+    """Export the run's student with one backend and precision, through the parity gate."""
+    from edgepeft.backend import ExportOptions
+    from edgepeft.devices import parity_thresholds
+    from edgepeft.export import export_run, usable_backend
+    from edgepeft.run import open_run
+
+    manager = _manager(ctx)
+    if layout not in ("NCHW", "NHWC"):
+        raise ConfigError(f"unknown layout {layout!r}", where="--layout", fix="Use NCHW or NHWC")
+    backend_cls = usable_backend(manager, backend, precision)
+    opened = open_run(run, manager, runs_dir)
+    options = ExportOptions(precision=precision, threads=threads, input_layout=layout, batch_size=batch_size)
+    folder, checked = export_run(opened, manager, backend_cls, options, out_dir, parity_thresholds({}, precision))
+    _print_parity(checked.parity)
+    _console().print(f"exported: {folder / checked.artifact.path.name} ({checked.artifact.size_bytes:,} bytes)")
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    run: Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile whose backends to check.")],
+    backend: Annotated[str | None, typer.Option(help="Check only this backend.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run names are looked up.")] = Path("runs"),
+) -> None:
+    """Before exporting: which of the student's operators the device's backends can convert and run."""
+    from edgepeft.check import check_operators
+    from edgepeft.devices import load_profile
+    from edgepeft.run import load_model, open_run
+
+    manager = _manager(ctx)
+    profile = load_profile(device, manager.devices)
+    names = [backend] if backend else [b for b in profile.runtime.backends if b in manager.backends]
+    classes = [manager.backends.get(name, where="--backend") for name in names]
+    usable = [cls for cls in classes if cls.unavailable_reason() is None]
+    for cls in classes:
+        if cls not in usable:
+            _console(stderr=True).print(f"[yellow]skipped {cls.name}:[/] {cls.unavailable_reason()}")
+    if not usable:
+        raise BackendUnavailableError(f"none of the backends {', '.join(names)} is installed here")
+    model, spec = load_model(open_run(run, manager, runs_dir).path / "student", manager)
+    report = check_operators(model, tuple(spec.input_shape), usable, profile.budgets.batch_size)
+    table = Table("operator", "count", "used in", *(cls.name for cls in usable), title="operators of the student")
+    for op, count in sorted(report.operators.items()):
+        verdicts = []
+        for cls in usable:
+            missing = report.unsupported[cls.name]
+            verdicts.append("?" if missing is None else ("[red]no[/]" if op in missing else "[green]yes[/]"))
+        table.add_row(op, str(count), ", ".join(report.modules[op][:3]), *verdicts)
+    _console().print(table)
+    blocked = []
+    for cls in usable:
+        missing = report.unsupported[cls.name]
+        if missing is None:
+            _console().print(f"{cls.name}: cannot tell before converting")
+        elif missing:
+            blocked.append(cls.name)
+            _console().print(f"[red]{cls.name}: cannot convert {', '.join(missing)}[/]")
+        else:
+            _console().print(f"[green]{cls.name}: every operator converts[/]")
+    if blocked and len(blocked) == len(usable):
+        raise ExportError(
+            f"no backend of {profile.name!r} can convert every operator ({', '.join(blocked)} checked)",
+            fix="Replace the listed operators in the model, or pick a device whose backend supports them",
+        )
+
+
+def _print_parity(parity: ParityReport) -> None:
+    _console().print(
+        f"parity ({parity.precision}) on {parity.examples} held-out examples: top-1 agreement "
+        f"{parity.top1_agreement:.2%}, max |diff| {parity.max_abs_diff:.2g}, mean |diff| {parity.mean_abs_diff:.2g}, "
+        f"accuracy {parity.accuracy:.2%} (PyTorch {parity.reference_accuracy:.2%})"
+    )
 
 
 @app.command()

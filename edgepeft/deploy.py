@@ -11,6 +11,7 @@ from edgepeft import atomic, bundle
 from edgepeft.devices import DeviceProfile, parity_thresholds
 from edgepeft.export import calibration_inputs, choose_backend, export_checked, export_options
 from edgepeft.memory import measure_peak_memory
+from edgepeft.parity import ParityReport
 from edgepeft.plugins import PluginManager
 from edgepeft.profile import BudgetCheck, check_budgets, measure_latency, sample_batch
 from edgepeft.run import WEIGHTS, Run
@@ -24,6 +25,7 @@ class Deployment:
     zip_path: Path
     manifest: dict[str, Any]
     budgets: list[BudgetCheck]
+    parity: ParityReport
 
     @property
     def within_budget(self) -> bool:
@@ -123,4 +125,4 @@ def deploy(
         bundle.finish(tmp, manifest)
         zip_path = target.with_name(target.name + ".zip")
         bundle.write_zip(tmp, zip_path)
-    return Deployment(target, zip_path, bundle.read_manifest(target), budgets)
+    return Deployment(target, zip_path, bundle.read_manifest(target), budgets, checked.parity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing
 from dataclasses import dataclass
@@ -19,17 +20,43 @@ if TYPE_CHECKING:
     import torch
 
     from edgepeft.plugins import PluginManager
+    from edgepeft.run import Run
 
 CALIBRATION_EXAMPLES = 256
+
+
+def _check_precision(precision: str) -> None:
+    known = typing.get_args(Precision)
+    if precision not in known:
+        raise UnknownNameError("precision", precision, known, where="--precision")
+
+
+def _unsupported_precision(cls: type[Backend], precision: str) -> ConfigError:
+    return ConfigError(
+        f"backend {cls.name!r} does not export {precision}",
+        where="--precision",
+        fix=f"Choose one of: {', '.join(cls.precisions)}",
+    )
+
+
+def usable_backend(manager: PluginManager, name: str, precision: str) -> type[Backend]:
+    """The named backend, checked to be installed here and to export ``precision``."""
+    _check_precision(precision)
+    cls = manager.backends.get(name, where="--backend")
+    reason = cls.unavailable_reason()
+    if reason:
+        raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
+    if precision not in cls.precisions:
+        raise _unsupported_precision(cls, precision)
+    return cls
 
 
 def choose_backend(
     profile: DeviceProfile, manager: PluginManager, backend: str | None = None, precision: str | None = None
 ) -> tuple[type[Backend], str]:
     """The first backend in the profile's preference that is installed here, and its best precision."""
-    known = typing.get_args(Precision)
-    if precision is not None and precision not in known:
-        raise UnknownNameError("precision", precision, known, where="--precision")
+    if precision is not None:
+        _check_precision(precision)
     if backend is not None:
         candidates = [manager.backends.get(backend, where="--backend")]
     else:
@@ -45,11 +72,7 @@ def choose_backend(
         if usable:
             return cls, usable[0]
         if backend is not None and precision is not None:
-            raise ConfigError(
-                f"backend {cls.name!r} does not export {precision}",
-                where="--precision",
-                fix=f"Choose one of: {', '.join(cls.precisions)}",
-            )
+            raise _unsupported_precision(cls, precision)
         reasons.append(f"{cls.name}: supports {', '.join(cls.precisions)}, not {', '.join(wanted)}")
     if not candidates:
         raise ConfigError(
@@ -129,3 +152,31 @@ def export_checked(
             "or relax [parity.<precision>] in the device profile if the difference is acceptable",
         )
     return CheckedExport(artifact=artifact, runner=runner, outputs=outputs, parity=report)
+
+
+def export_run(
+    run: Run,
+    manager: PluginManager,
+    backend: type[Backend],
+    options: ExportOptions,
+    out_dir: Path,
+    thresholds: ParityThresholds,
+) -> tuple[Path, CheckedExport]:
+    """Export a run's student to ``out_dir/<run>-<backend>-<precision>/`` through the parity gate, with
+    ``export.json`` describing the file, its inputs and outputs, and the parity figures."""
+    from edgepeft import atomic
+
+    model, _ = run.student(manager)
+    data = run.data(manager)
+    options = dataclasses.replace(options, calibration=calibration_inputs(data.train.x, run.resolved.recipe.seed))
+    target = Path(out_dir) / f"{run.name}-{backend.name}-{options.precision}"
+    with atomic.atomic_directory(target) as tmp:
+        checked = export_checked(model, backend(), options, (data.test.x, data.test.y), thresholds, tmp)
+        described = checked.artifact.as_dict()
+        described["path"] = checked.artifact.path.name
+        described["extra_files"] = [p.name for p in checked.artifact.extra_files]
+        atomic.write_json(
+            tmp / "export.json",
+            {"run": run.name, "artifact": described, "options": options.portable(), "parity": checked.parity.as_dict()},
+        )
+    return target, dataclasses.replace(checked, artifact=checked.artifact.moved_to(target))

@@ -56,6 +56,10 @@ class CPUBackend(Backend):
 
         return run
 
+    def unsupported_ops(self, program: torch.export.ExportedProgram) -> list[str] | None:
+        """PyTorch runs every operator a torch.export program holds."""
+        return []
+
 
 @edgepeft.hookimpl
 def edgepeft_register_backends(register: edgepeft.Registrar) -> None:

@@ -8,10 +8,12 @@ weights use a 7-bit range (``reduce_range``) so the CPU's 16-bit accumulation ca
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,15 @@ from edgepeft import Artifact, Backend, ExportOptions, Runner, TensorSpec
 
 if TYPE_CHECKING:
     import torch
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter warns about optional torchvision ops and deprecated pytree APIs; neither concerns users."""
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def has_int8_dot_product() -> bool:
@@ -67,11 +78,8 @@ class ONNXBackend(Backend):
         import torch
 
         batch = torch.export.Dim("batch", min=1, max=65536)
-        # The exporter warns about optional torchvision ops and deprecated pytree APIs; neither concerns us.
-        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
+            with _quiet_exporter():
                 torch.onnx.export(
                     model.eval(),
                     (torch.from_numpy(example),),
@@ -172,10 +180,12 @@ class ONNXBackend(Backend):
         return {path: np.asarray(values[tensor], dtype=np.float32) for path, tensor in last.items()}
 
     def unsupported_ops(self, program: torch.export.ExportedProgram) -> list[str] | None:
-        from torch.onnx._internal.exporter import _decomp, _registration
+        # The exporter's own registry and decomposition pass: what it cannot find here, it cannot export.
+        from torch.onnx._internal.exporter import _fx_passes, _registration
 
-        registry = _registration.ONNXRegistry.from_torchlib()
-        decomposed = program.run_decompositions(_decomp.create_onnx_friendly_decomposition_table(registry))
+        with _quiet_exporter():
+            registry = _registration.ONNXRegistry.from_torchlib()
+            decomposed = _fx_passes.decompose_with_registry(program, registry)
         return sorted(
             {
                 str(node.target)

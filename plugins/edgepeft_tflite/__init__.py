@@ -282,9 +282,14 @@ class TFLiteBackend(Backend):
         return {path: np.concatenate(parts) for path, parts in collected.items()}
 
     def unsupported_ops(self, program: torch.export.ExportedProgram) -> list[str] | None:
-        from litert_torch import fx_infra
-        from litert_torch.backend import lowerings
+        # litert-torch's own decompositions and lowering table: an op without a lowering cannot convert.
+        _quiet_runtime_logs()
+        with _native_stderr_captured():
+            import litert_torch
+            from litert_torch import fx_infra
+            from litert_torch.backend import lowerings
 
+        litert_torch.config.show_progress = False
         decomposed = fx_infra.safe_run_decompositions(program, fx_infra.decomp.pre_lower_decomp())
         missing = {
             str(node.target)
