@@ -112,12 +112,14 @@ def plugins(ctx: typer.Context) -> None:
     """List installed plugins and what they register, with availability or how to install what is missing."""
     manager = _manager(ctx)
     table = Table(Column("name", no_wrap=True), "kind", "plugin", "distribution", "version", "status")
-    used = set()
+    used, missing = set(), []
     for kind, registry in manager.registries.items():
         for entry in registry:
             info = manager.info.get(entry.plugin)
             reason = getattr(entry.value, "unavailable_reason", lambda: None)()
-            status = "[green]available[/]" if reason is None else f"[yellow]unavailable[/]: {reason}"
+            if reason:
+                missing.append(f"{entry.name}: {reason}")
+            status = "[green]available[/]" if reason is None else "[yellow]unavailable[/]"
             table.add_row(
                 entry.name,
                 kind,
@@ -132,6 +134,8 @@ def plugins(ctx: typer.Context) -> None:
             hooks = ", ".join(manager.hooks_of(name)) or "no hooks"
             table.add_row(name, "hooks", name, info.distribution, info.version, hooks)
     _console().print(table)
+    for line in missing:
+        _console().print(f"[yellow]unavailable[/] {line}", soft_wrap=True)
 
 
 @devices_app.callback()
@@ -188,15 +192,18 @@ def train(
         Path | None, typer.Argument(help="Recipe TOML; without it the built-in digits-distill recipe runs.")
     ] = None,
     runs_dir: Annotated[Path, typer.Option(help="Folder that receives runs/<name>/.")] = Path("runs"),
+    accelerator: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
 ) -> None:
     """Train the teacher (or reuse it), then the student with the recipe's techniques."""
     from edgepeft.recipe import default_recipe_path, load_recipe
     from edgepeft.run import Trainer
+    from edgepeft.train import resolve_accelerator
 
     manager = _manager(ctx)
     resolved = load_recipe(recipe or default_recipe_path(), manager)
+    device = resolve_accelerator(accelerator)
     with _progress() as progress:
-        trainer = Trainer(resolved, manager, runs_dir, progress)
+        trainer = Trainer(resolved, manager, runs_dir, progress, device=device)
         metrics = trainer.run()
     table = Table("", "test accuracy", "val accuracy", "parameters", "size", title=f"run {resolved.recipe.name}")
     for role in ("teacher", "student"):

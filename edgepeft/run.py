@@ -102,7 +102,15 @@ def _fingerprint(*parts: Any) -> str:
 class Trainer:
     """Runs a resolved recipe: trains (or reuses) the teacher, then the student, and writes the run."""
 
-    def __init__(self, resolved: ResolvedRecipe, manager: PluginManager, runs_dir: Path, progress: Any = None):
+    def __init__(
+        self,
+        resolved: ResolvedRecipe,
+        manager: PluginManager,
+        runs_dir: Path,
+        progress: Any = None,
+        device: str = "cpu",
+    ):
+        self.device = device
         self.resolved = resolved
         self.recipe = resolved.recipe
         self.manager = manager
@@ -214,7 +222,10 @@ class Trainer:
     def _run(self, work: Path) -> dict[str, Any]:
         log.info("loading data set %s", self.recipe.data.dataset)
         data = load_task_data(self.manager, self.resolved, self.recipe.seed)
-        ctx = TrainContext(data=data, teacher=None, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed)
+        ctx = TrainContext(
+            data=data, teacher=None, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed, device=self.device
+        )
+        log.info("training on %s", self.device)
         teacher = self.teacher(data, ctx, work)
         ctx.teacher = teacher
 

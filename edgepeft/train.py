@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgepeft.data import Split, TaskData
-from edgepeft.errors import TrainingError
+from edgepeft.errors import ConfigError, TrainingError
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +63,24 @@ class FitResult:
 StepHook = Callable[[str, StepState], None]
 
 
+def resolve_accelerator(accelerator: str) -> str:
+    """The torch device to train on: ``cpu``, ``cuda``, or ``auto`` (CUDA when a GPU is visible)."""
+    import torch
+
+    if accelerator not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"unknown accelerator {accelerator!r}", where="--accelerator", fix="Use auto, cpu or cuda")
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise ConfigError(
+            f"no CUDA GPU is visible to torch {torch.__version__} ({build})",
+            where="--accelerator cuda",
+            fix="Use --accelerator cpu (or auto), or run on a machine with an NVIDIA GPU and a CUDA build of torch",
+        )
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
 def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | None = None) -> Iterator[Batch]:
     """Batches of ``split`` in order, or shuffled with ``seed``."""
     import torch
@@ -77,10 +95,12 @@ def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | N
         )
 
 
-def predict(model: torch.nn.Module, x: np.ndarray, *, batch_size: int = 256, device: str = "cpu") -> np.ndarray:
-    """Outputs of ``model`` (in eval mode, no grad) for every row of ``x``, as float32 numpy."""
+def predict(model: torch.nn.Module, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """Outputs of ``model`` (in eval mode, no grad, on the device its weights are on) for every row of
+    ``x``, as float32 numpy."""
     import torch
 
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     outputs = []
@@ -108,7 +128,8 @@ def fit(
     on_step: StepHook | None = None,
     progress: Any = None,
 ) -> FitResult:
-    """Train ``model`` on the train split; keep the weights of the best validation epoch.
+    """Train ``model`` on ``ctx.device`` (mixed precision on CUDA); keep the weights of the best validation
+    epoch and return with the model back on the CPU.
 
     Each step's loss is the sum of named terms: ``task`` (cross-entropy) and whatever the
     techniques add or rescale. ``on_step(hook_name, state)`` feeds the lifecycle hooks.
@@ -118,6 +139,9 @@ def fit(
 
     model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    cuda = ctx.device.startswith("cuda")
+    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
     steps_per_epoch = math.ceil(len(ctx.data.train) / ctx.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     task = progress.add_task(phase, total=epochs * steps_per_epoch) if progress is not None else None
@@ -132,19 +156,21 @@ def fit(
             state = StepState(phase=phase, epoch=epoch, step=step, model=model)
             if on_step is not None:
                 on_step("edgepeft_before_step", state)
-            logits = model(batch.x)
-            terms = {"task": F.cross_entropy(logits, batch.y)}
-            for technique in techniques:
-                terms = technique.loss_terms(terms, batch, logits)
-            loss = sum(terms.values())
+            with torch.autocast("cuda", dtype=amp_dtype, enabled=cuda):  # mixed precision on a GPU
+                logits = model(batch.x)
+                terms = {"task": F.cross_entropy(logits.float(), batch.y)}
+                for technique in techniques:
+                    terms = technique.loss_terms(terms, batch, logits.float())
+                loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at step {step} (epoch {epoch}) while training the {phase}",
                     fix="Lower the learning rate, or check the data for NaN or infinite values",
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             running += loss.item()
             state.loss = loss.item()
@@ -153,12 +179,12 @@ def fit(
                 on_step("edgepeft_after_step", state)
             if progress is not None:
                 progress.update(task, advance=1, description=f"{phase} epoch {epoch}/{epochs} loss {state.loss:.3f}")
-        val_acc = accuracy(predict(model, ctx.data.validation.x, device=ctx.device), ctx.data.validation.y)
+        val_acc = accuracy(predict(model, ctx.data.validation.x), ctx.data.validation.y)
         best.history.append({"epoch": epoch, "loss": running / steps_per_epoch, "val_accuracy": val_acc})
         if val_acc > best.best_val_accuracy:
             best.best_epoch, best.best_val_accuracy = epoch, val_acc
             best_state = copy.deepcopy(model.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.eval().cpu()
     return best

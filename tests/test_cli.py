@@ -58,7 +58,11 @@ def test_plugins_reports_a_missing_runtime_with_its_install_hint(manager, regist
     register_plugin(Plugin(), "npu")
     result = CliRunner().invoke(app, ["plugins"], obj=manager, env={"COLUMNS": "250"})
     row = next(line for line in result.output.splitlines() if "vendor-npu" in line)
-    assert "unavailable" in row and "pip install vendor-npu-runtime" in row
+    assert "unavailable" in row
+    assert (
+        "unavailable vendor-npu: missing vendor_npu_runtime_that_is_not_installed; pip install vendor-npu-runtime"
+        in (" ".join(result.output.split()))
+    )
 
 
 def test_devices_list_and_show(cli, manager):

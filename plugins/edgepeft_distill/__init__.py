@@ -33,7 +33,8 @@ class Distill(Technique):
 
         if ctx.teacher is None:
             raise edgepeft.ConfigError("distill needs a teacher", fix="Add a [teacher] section to the recipe")
-        logits = edgepeft.predict(ctx.teacher, ctx.data.train.x, device=ctx.device)
+        logits = edgepeft.predict(ctx.teacher.to(ctx.device), ctx.data.train.x)
+        ctx.teacher.cpu()
         if logits.shape[1] != ctx.data.num_classes:
             raise edgepeft.ConfigError(
                 f"the teacher has {logits.shape[1]} outputs but the data set has {ctx.data.num_classes} classes",
