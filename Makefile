@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 DEPS_HASH := $(shell cat pyproject.toml constraints.txt requirements-data.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: install
 
 test: lint
 	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/backends.py runs/digits-distill --model student
+	$(PY) bench/backends.py runs/digits-distill --model teacher
 
 clean:
 	rm -rf $(VENV) runs dist

@@ -138,7 +138,8 @@ def export_checked(
     from edgepeft.train import predict
 
     x, y = held_out
-    artifact = backend.export(model, x[: options.batch_size], directory, options)
+    # At least two rows: torch.export specialises a dimension of size 1, which would fix the batch at 1.
+    artifact = backend.export(model, x[: max(options.batch_size, 2)], directory, options)
     runner = backend.load(artifact, options)
     outputs = run_batched(runner, x)
     report = compare(predict(model, x), outputs, y, options.precision, thresholds)
