@@ -120,3 +120,19 @@ def test_tflite_rejects_a_truncated_file(exports, tmp_path, trained):
         manager.backends.get("tflite")().load(
             edgepeft.Artifact("tflite", bad, good.inputs, []), edgepeft.ExportOptions()
         )
+
+
+@pytest.mark.parametrize("backend", ["cpu", "onnx"])
+def test_a_batch_one_profile_still_exports_a_dynamic_batch(trained, tmp_path, backend):
+    manager, data, model = trained
+    options = edgepeft.ExportOptions(batch_size=1)
+    checked = export_checked(
+        model,
+        manager.backends.get(backend)(),
+        options,
+        (data.test.x, data.test.y),
+        parity_thresholds({}, "fp32"),
+        tmp_path,
+    )
+    assert checked.artifact.inputs[0].shape[0] == "batch"
+    assert checked.runner(data.test.x[:5]).shape == (5, 10)
