@@ -70,6 +70,10 @@ devices_app = typer.Typer(cls=_Group, help="List device profiles, or show one.",
 app.add_typer(devices_app, name="devices")
 
 
+RunArgument = Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")]
+RunsDirOption = Annotated[Path, typer.Option(help="Where run names are looked up.")]
+
+
 def _manager(ctx: typer.Context) -> PluginManager:
     root = ctx.find_root()
     if root.obj is None:
@@ -225,12 +229,12 @@ def train(
 @app.command()
 def deploy(
     ctx: typer.Context,
-    run: Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")],
+    run: RunArgument,
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `edgepeft devices`).")],
     backend: Annotated[str | None, typer.Option(help="Override the profile's backend preference.")] = None,
     precision: Annotated[str | None, typer.Option(help="Override the profile's precision preference.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the bundle.")] = Path("dist"),
-    runs_dir: Annotated[Path, typer.Option(help="Where run names are looked up.")] = Path("runs"),
+    runs_dir: RunsDirOption = Path("runs"),
 ) -> None:
     """Export the run's student for DEVICE, check parity on held-out data, measure, and write a bundle."""
     from edgepeft.deploy import deploy as deploy_run
@@ -261,7 +265,7 @@ def deploy(
 @app.command("export")
 def export_command(
     ctx: typer.Context,
-    run: Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")],
+    run: RunArgument,
     backend: Annotated[str, typer.Option(help="Backend to export with (see `edgepeft plugins`).")],
     precision: Annotated[str, typer.Option(help="fp32, fp16, int8 (calibrated) or int8-dynamic.")] = "fp32",
     batch_size: Annotated[int, typer.Option(min=1, help="Batch a fixed-shape runtime is built for.")] = 1,
@@ -270,7 +274,7 @@ def export_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives <run>-<backend>-<precision>/.")] = Path(
         "exports"
     ),
-    runs_dir: Annotated[Path, typer.Option(help="Where run names are looked up.")] = Path("runs"),
+    runs_dir: RunsDirOption = Path("runs"),
 ) -> None:
     """Export the run's student with one backend and precision, through the parity gate."""
     from edgepeft.backend import ExportOptions
@@ -292,10 +296,10 @@ def export_command(
 @app.command()
 def check(
     ctx: typer.Context,
-    run: Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")],
+    run: RunArgument,
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile whose backends to check.")],
     backend: Annotated[str | None, typer.Option(help="Check only this backend.")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run names are looked up.")] = Path("runs"),
+    runs_dir: RunsDirOption = Path("runs"),
 ) -> None:
     """Before exporting: which of the student's operators the device's backends can convert and run."""
     from edgepeft.check import check_operators
