@@ -7,10 +7,13 @@ import json
 import platform
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepeft import atomic
-from edgepeft.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from edgepeft.plugins import PluginManager
+from edgepeft.errors import ArtifactError, EdgepeftError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -103,10 +106,15 @@ def _listed_files(manifest: dict[str, Any], where: str) -> dict[str, str]:
     return listed
 
 
-def verify(folder: Path) -> list[str]:
-    """Problems with a bundle: files missing, altered (sha256) or not listed in the manifest. Empty: intact."""
+def verify(folder: Path, manager: PluginManager) -> list[str]:
+    """Problems with a bundle: files missing, altered (sha256) or not listed in the manifest, or sample
+    outputs that the model no longer reproduces with the runtime the manifest names. Empty: intact.
+
+    The model is only loaded once every file matches its hash: a file nobody vouches for is never opened.
+    """
     folder = Path(folder)
-    listed = _listed_files(read_manifest(folder), str(folder / MANIFEST))
+    manifest = read_manifest(folder)
+    listed = _listed_files(manifest, str(folder / MANIFEST))
     problems = []
     for name, digest in listed.items():
         path = folder / name
@@ -115,4 +123,42 @@ def verify(folder: Path) -> list[str]:
         elif atomic.sha256_file(path) != digest:
             problems.append(f"{name}: sha256 differs from the manifest (the file was changed)")
     problems += [f"{e['path']}: not listed in the manifest" for e in file_entries(folder) if e["path"] not in listed]
+    if not problems and "samples" in manifest:
+        problems += _rerun_samples(folder, manifest, manager)
+    return problems
+
+
+def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManager) -> list[str]:
+    import numpy as np
+
+    from edgepeft.backend import Artifact, ExportOptions, TensorSpec
+
+    model = manifest["model"]
+    try:
+        backend = manager.backends.get(model["backend"], where=str(folder / MANIFEST))
+        reason = backend.unavailable_reason()
+        if reason:
+            return [f"cannot re-run the samples: the {backend.name} runtime is not usable here ({reason})"]
+        artifact = Artifact(
+            backend=backend.name,
+            path=folder / model["file"],
+            inputs=[TensorSpec(**t) for t in manifest["inputs"]],
+            outputs=[TensorSpec(**t) for t in manifest["outputs"]],
+            precision=model["precision"],
+        )
+        options = ExportOptions(
+            precision=model["precision"], input_layout=model["input_layout"], batch_size=model["batch_size"]
+        )
+        samples = json.loads((folder / manifest["samples"]["file"]).read_text())["samples"]
+        outputs = backend().load(artifact, options)(np.array([s["input"] for s in samples], dtype=np.float32))
+    except EdgepeftError as exc:
+        return [f"{model.get('file')}: cannot be run: {exc.message}"]
+    except (KeyError, TypeError, ValueError) as exc:
+        return [f"{MANIFEST}: cannot re-run the samples ({type(exc).__name__}: {exc})"]
+    problems = []
+    for i, (sample, got) in enumerate(zip(samples, outputs, strict=True)):
+        expected = np.asarray(sample["expected_output"], dtype=np.float64)
+        diff = float(np.abs(got - expected).max())
+        if int(got.argmax()) != sample["expected_top1"] or diff > 1e-4 + 1e-4 * float(np.abs(expected).max()):
+            problems.append(f"{model['file']}: sample {i} gives a different output now (max |diff| {diff:.3g})")
     return problems

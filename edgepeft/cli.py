@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,8 +16,10 @@ from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from edgepeft.parity import ParityReport
+    from edgepeft.profile import ProfileReport
 
 import edgepeft
+from edgepeft.android import REMOTE_ROOT
 from edgepeft.errors import (
     ArtifactError,
     BackendUnavailableError,
@@ -226,18 +229,13 @@ def train(
     )
 
 
-@app.command()
-def deploy(
-    ctx: typer.Context,
-    run: RunArgument,
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `edgepeft devices`).")],
-    backend: Annotated[str | None, typer.Option(help="Override the profile's backend preference.")] = None,
-    precision: Annotated[str | None, typer.Option(help="Override the profile's precision preference.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the bundle.")] = Path("dist"),
-    runs_dir: RunsDirOption = Path("runs"),
-) -> None:
-    """Export the run's student for DEVICE, check parity on held-out data, measure, and write a bundle."""
-    from edgepeft.deploy import deploy as deploy_run
+DeviceOption = Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `edgepeft devices`).")]
+BackendOption = Annotated[str | None, typer.Option(help="Override the profile's backend preference.")]
+PrecisionOption = Annotated[str | None, typer.Option(help="Override the profile's precision preference.")]
+
+
+def _prepare(ctx: typer.Context, run: Path, device: str, backend: str | None, precision: str | None, runs_dir: Path):
+    from edgepeft.deploy import prepare
     from edgepeft.devices import load_profile
     from edgepeft.export import choose_backend
     from edgepeft.run import open_run
@@ -245,21 +243,95 @@ def deploy(
     manager = _manager(ctx)
     profile = load_profile(device, manager.devices)
     backend_cls, precision = choose_backend(profile, manager, backend, precision)  # checks the options first
-    backend = backend_cls.name
-    opened = open_run(run, manager, runs_dir)
-    with _progress() as progress:
-        result = deploy_run(opened, profile, manager, out_dir, backend=backend, precision=precision, progress=progress)
-    _print_parity(result.parity)
-    table = Table("budget", "limit", "value", "unit", "source", "status", title=f"{profile.name} budgets")
-    for b in result.budgets:
+    return prepare(open_run(run, manager, runs_dir), profile, manager, backend_cls.name, precision)
+
+
+def _print_report(report: ProfileReport) -> None:
+    _print_parity(report.parity)
+    latency = Table("batch", "p50 ms", "p95 ms", "p99 ms", "mean ms", "timed calls", "where", title="latency")
+    for batch, lat in report.host_latency.items():
+        latency.add_row(
+            str(batch),
+            *(f"{v:.4g}" for v in (lat.p50_ms, lat.p95_ms, lat.p99_ms, lat.mean_ms)),
+            str(lat.iterations),
+            "measured on this host",
+        )
+    dev = report.device_latency.latency
+    latency.add_row(
+        str(dev.batch_size),
+        *(f"{v:.4g}" for v in (dev.p50_ms, dev.p95_ms, dev.p99_ms, dev.mean_ms)),
+        str(dev.iterations),
+        f"{report.device}: {report.device_latency.label}",
+    )
+    _console().print(latency)
+    table = Table("budget", "limit", "value", "unit", "source", "status", title=f"{report.device} budgets")
+    for b in report.budgets:
         colour = "green" if b.passed else "red"
         table.add_row(b.budget, f"{b.limit:g}", f"{b.value:.4g}", b.unit, b.source, f"[{colour}]{b.status}[/]")
     _console().print(table)
+
+
+def _budget_exit(report: ProfileReport) -> None:
+    if not report.within_budget:
+        failed = ", ".join(b.budget for b in report.budgets if not b.passed)
+        _console(stderr=True).print(
+            f"[bold red]error:[/] the model does not meet the {report.device} budget ({failed})"
+        )
+        raise typer.Exit(BUDGET_EXIT)
+
+
+@app.command()
+def profile(
+    ctx: typer.Context,
+    run: RunArgument,
+    device: DeviceOption,
+    backend: BackendOption = None,
+    precision: PrecisionOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    runs_dir: RunsDirOption = Path("runs"),
+) -> None:
+    """Export as DEVICE asks, gate on parity, and measure size, latency, memory and accuracy against its
+    budgets (exit 10 when one fails). Nothing is written."""
+    from edgepeft.deploy import profile_run
+
+    prepared = _prepare(ctx, run, device, backend, precision, runs_dir)
+    if as_json:
+        report = profile_run(prepared)
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        with _progress() as progress:
+            report = profile_run(prepared, progress)
+        _print_report(report)
+    _budget_exit(report)
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    run: RunArgument,
+    device: DeviceOption,
+    backend: BackendOption = None,
+    precision: PrecisionOption = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that receives the bundle.")] = Path("dist"),
+    push: Annotated[
+        bool, typer.Option(help="Push the bundle to the attached Android device (adb) and time it there.")
+    ] = False,
+    serial: Annotated[str | None, typer.Option(help="adb serial of the device to push to.")] = None,
+    runs_dir: RunsDirOption = Path("runs"),
+) -> None:
+    """Export the run's student for DEVICE, check parity on held-out data, measure, and write a bundle."""
+    from edgepeft.android import AdbDevice
+    from edgepeft.deploy import deploy as deploy_run
+
+    prepared = _prepare(ctx, run, device, backend, precision, runs_dir)
+    android = AdbDevice.connect(serial) if push else None  # before any work: no adb, no device -> nothing done
+    with _progress() as progress:
+        result = deploy_run(prepared, out_dir, push=android, progress=progress)
+    _print_report(result.report)
     _console().print(f"bundle: {result.folder}  ({result.zip_path.name})")
-    if not result.within_budget:
-        failed = ", ".join(b.budget for b in result.budgets if not b.passed)
-        _console(stderr=True).print(f"[bold red]error:[/] the model does not meet the {profile.name} budget ({failed})")
-        raise typer.Exit(10)
+    if android is not None:
+        _console().print(f"pushed to {android.serial}:{REMOTE_ROOT}/{result.folder.name}")
+    _budget_exit(result.report)
 
 
 @app.command("export")
@@ -343,6 +415,9 @@ def check(
         )
 
 
+BUDGET_EXIT = 10
+
+
 def _print_parity(parity: ParityReport) -> None:
     _console().print(
         f"parity ({parity.precision}) on {parity.examples} held-out examples: top-1 agreement "
@@ -352,14 +427,18 @@ def _print_parity(parity: ParityReport) -> None:
 
 
 @app.command()
-def verify(bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder written by `edgepeft deploy`.")]) -> None:
-    """Check that every file of a bundle is present and unchanged (sha256 against manifest.json)."""
+def verify(
+    ctx: typer.Context,
+    bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder written by `edgepeft deploy`.")],
+) -> None:
+    """Check every file of a bundle against manifest.json's sha256, then re-run the sample inputs with the
+    runtime the manifest names and compare with the recorded outputs."""
     from edgepeft.bundle import verify as verify_bundle
 
-    problems = verify_bundle(bundle_dir)
+    problems = verify_bundle(bundle_dir, _manager(ctx))
     if problems:
         raise ArtifactError(f"bundle is not intact: {'; '.join(problems)}", where=str(bundle_dir))
-    _console().print(f"{bundle_dir}: every file matches its manifest sha256")
+    _console().print(f"{bundle_dir}: every file matches its manifest sha256 and the samples give the recorded outputs")
 
 
 def check_command_names(app: typer.Typer) -> None:

@@ -1,128 +1,164 @@
-"""`edgepeft deploy`: export a run's student for a device, gate on parity, measure, and write the bundle."""
+"""`edgepeft profile` and `edgepeft deploy`: export a run's student as a device profile asks, gate on
+parity, measure against the budgets, and (deploy) write the bundle."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgepeft import atomic, bundle
-from edgepeft.devices import DeviceProfile, parity_thresholds
+from edgepeft import atomic, bundle, bundle_docs
+from edgepeft.android import REMOTE_ROOT, AdbDevice
+from edgepeft.backend import Backend, ExportOptions
+from edgepeft.data import TaskData
+from edgepeft.devices import DeviceProfile, ParityThresholds, parity_thresholds
 from edgepeft.export import calibration_inputs, choose_backend, export_checked, export_options
-from edgepeft.memory import measure_peak_memory
-from edgepeft.parity import ParityReport
+from edgepeft.models import ModelSpec
 from edgepeft.plugins import PluginManager
-from edgepeft.profile import BudgetCheck, check_budgets, measure_latency, sample_batch
+from edgepeft.profile import ProfileReport, profile_export
 from edgepeft.run import WEIGHTS, Run
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
-class Deployment:
-    """What ``deploy`` produced: the bundle, its zip, and the manifest written into it."""
+class Prepared:
+    """A run's student and data, with the backend, options and thresholds a device profile asks for."""
 
-    folder: Path
-    zip_path: Path
-    manifest: dict[str, Any]
-    budgets: list[BudgetCheck]
-    parity: ParityReport
+    run: Run
+    profile: DeviceProfile
+    backend: type[Backend]
+    model: torch.nn.Module
+    spec: ModelSpec
+    data: TaskData
+    options: ExportOptions
+    thresholds: ParityThresholds
 
     @property
-    def within_budget(self) -> bool:
-        return all(b.passed for b in self.budgets)
+    def teacher_accuracy(self) -> float:
+        return self.run.metrics["teacher"]["test_accuracy"]
 
 
-def deploy(
-    run: Run,
-    profile: DeviceProfile,
-    manager: PluginManager,
-    out_dir: Path,
-    *,
-    backend: str | None = None,
-    precision: str | None = None,
-    progress: Any = None,
-) -> Deployment:
-    """Export, check parity on the held-out test split, measure, and write ``out_dir/<run>-<device>/``.
-
-    Nothing is written unless parity passes; the folder appears whole or not at all.
-    """
+def prepare(
+    run: Run, profile: DeviceProfile, manager: PluginManager, backend: str | None = None, precision: str | None = None
+) -> Prepared:
     backend_cls, precision = choose_backend(profile, manager, backend, precision)
     model, spec = run.student(manager)
     data = run.data(manager)
     options = export_options(profile, precision, calibration_inputs(data.train.x, run.resolved.recipe.seed))
-    thresholds = parity_thresholds(profile.parity, precision)
+    return Prepared(run, profile, backend_cls, model, spec, data, options, parity_thresholds(profile.parity, precision))
+
+
+def profile_run(prepared: Prepared, progress: Any = None) -> ProfileReport:
+    """Export into a scratch folder, gate on parity and measure; nothing is kept."""
+    with tempfile.TemporaryDirectory() as scratch:
+        checked = export_checked(
+            prepared.model,
+            prepared.backend(),
+            prepared.options,
+            (prepared.data.test.x, prepared.data.test.y),
+            prepared.thresholds,
+            Path(scratch),
+        )
+        return profile_export(
+            checked,
+            prepared.options,
+            prepared.profile,
+            prepared.data.test.x,
+            prepared.teacher_accuracy,
+            progress=progress,
+        )
+
+
+@dataclass
+class Deployment:
+    """What ``deploy`` produced: the bundle, its zip, the manifest written into it and the measurements."""
+
+    folder: Path
+    zip_path: Path
+    manifest: dict[str, Any]
+    report: ProfileReport
+
+
+def deploy(prepared: Prepared, out_dir: Path, *, push: AdbDevice | None = None, progress: Any = None) -> Deployment:
+    """Export, gate on parity, measure, and write ``out_dir/<run>-<device>/`` and its ``.zip``.
+
+    With ``push``, the bundle goes to the Android device and LiteRT's benchmark tool (when present there)
+    times the model, which replaces the estimated device latency. Nothing is written unless parity passes,
+    and the folder appears whole or not at all.
+    """
+    run, profile, data, options = prepared.run, prepared.profile, prepared.data, prepared.options
     target = Path(out_dir) / f"{run.name}-{profile.name}"
+    remote = f"{REMOTE_ROOT}/{target.name}"
     with atomic.atomic_directory(target) as tmp:
-        checked = export_checked(model, backend_cls(), options, (data.test.x, data.test.y), thresholds, tmp)
-        test_acc = checked.parity.accuracy
-        teacher_acc = run.metrics["teacher"]["test_accuracy"]
-        host_latency = {
-            str(b): measure_latency(checked.runner, sample_batch(data.test.x, b), progress=progress)
-            for b in sorted({1, profile.budgets.batch_size})
-        }
-        device_latency = host_latency[str(profile.budgets.batch_size)].scaled(profile.hardware.relative_speed)
-        memory = measure_peak_memory(
-            backend_cls.name, checked.artifact, options, sample_batch(data.test.x, profile.budgets.batch_size)
+        checked = export_checked(
+            prepared.model, prepared.backend(), options, (data.test.x, data.test.y), prepared.thresholds, tmp
         )
-        budgets = check_budgets(
+        measured = None
+        if push is not None:
+            push.push(checked.artifact.path, f"{remote}/{checked.artifact.path.name}")
+            if checked.artifact.backend == "tflite":
+                measured = push.benchmark(f"{remote}/{checked.artifact.path.name}", options.threads, options.batch_size)
+        report = profile_export(
+            checked,
+            options,
             profile,
-            size_bytes=checked.artifact.size_bytes,
-            device_latency=device_latency,
-            accuracy_retention=test_acc / teacher_acc,
-            peak_memory_mb=memory.process_peak_mb,
+            data.test.x,
+            prepared.teacher_accuracy,
+            device_latency=measured,
+            progress=progress,
         )
+        manifest = _manifest(prepared, checked.artifact.as_dict(), report, target.name)
         atomic.write_text(tmp / "labels.txt", "\n".join(data.labels) + "\n")
-        manifest = {
-            "name": target.name,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "model": {
-                "file": checked.artifact.path.name,
-                "backend": backend_cls.name,
-                "precision": precision,
-                "threads": options.threads,
-                "parameters": spec.parameters,
-            },
-            "inputs": checked.artifact.as_dict()["inputs"],
-            "outputs": checked.artifact.as_dict()["outputs"],
-            "preprocessing": data.preprocessing,
-            "labels": data.labels,
-            "metrics": {
-                "test_accuracy": {
-                    "value": test_acc,
-                    "examples": len(data.test),
-                    "how": "exported model on the held-out test split",
-                    "where": "host",
-                },
-                "teacher_test_accuracy": {"value": teacher_acc, "how": "PyTorch teacher, same split"},
-                "accuracy_retention": test_acc / teacher_acc,
-                "parity": {**checked.parity.as_dict(), "split": "test"},
-                "size_bytes": checked.artifact.size_bytes,
-                "latency_host_ms": {k: asdict(v) for k, v in host_latency.items()},
-                "peak_memory_mb": {
-                    **asdict(memory),
-                    "model_mb": memory.model_mb,
-                    "how": f"peak RSS of a fresh Python process running {backend_cls.name} at batch "
-                    f"{profile.budgets.batch_size}; before_load_mb is Python and edgepeft before the runtime loads",
-                    "where": "host",
-                },
-                "latency_device_estimate_ms": {
-                    **asdict(device_latency),
-                    "how": f"host p-values / relative_speed {profile.hardware.relative_speed:g}",
-                },
-            },
-            "budgets": [b.as_dict() for b in budgets],
-            "device": {"name": profile.name, "sha256": profile.sha256(), "profile": profile.model_dump(mode="json")},
-            "host": bundle.host(),
-            "versions": bundle.versions(backend_cls.package_versions()),
-            "provenance": {
-                "run": run.name,
-                "recipe": run.resolved.to_dict(),
-                "seed": run.resolved.recipe.seed,
-                "dataset_fingerprint": run.metrics["dataset"]["fingerprint"],
-                "student_weights_sha256": atomic.sha256_file(run.path / "student" / WEIGHTS),
-            },
-        }
+        samples = data.test.x[: bundle_docs.SAMPLES]
+        atomic.write_text(
+            tmp / "samples.json",
+            bundle_docs.samples_json(samples, data.test.y, checked.runner(samples), data.labels, "NCHW"),
+        )
+        atomic.write_text(tmp / "README.md", bundle_docs.app_readme(manifest))
+        atomic.write_text(tmp / "report.html", bundle_docs.report_html(manifest, report, run.metrics))
         bundle.finish(tmp, manifest)
+        if push is not None:
+            for path in sorted(tmp.iterdir()):
+                if path != checked.artifact.path:
+                    push.push(path, f"{remote}/{path.name}")
         zip_path = target.with_name(target.name + ".zip")
         bundle.write_zip(tmp, zip_path)
-    return Deployment(target, zip_path, bundle.read_manifest(target), budgets, checked.parity)
+    return Deployment(target, zip_path, bundle.read_manifest(target), report)
+
+
+def _manifest(prepared: Prepared, artifact: dict[str, Any], report: ProfileReport, name: str) -> dict[str, Any]:
+    run, profile, options, data = prepared.run, prepared.profile, prepared.options, prepared.data
+    return {
+        "name": name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": {
+            "file": Path(artifact["path"]).name,
+            "backend": prepared.backend.name,
+            "precision": options.precision,
+            "threads": options.threads,
+            "batch_size": options.batch_size,
+            "input_layout": options.input_layout,
+            "parameters": prepared.spec.parameters,
+        },
+        "inputs": artifact["inputs"],
+        "outputs": artifact["outputs"],
+        "preprocessing": data.preprocessing,
+        "labels": data.labels,
+        "samples": {"file": "samples.json", "layout": "NCHW", "count": min(bundle_docs.SAMPLES, len(data.test))},
+        "metrics": report.as_dict(),
+        "budgets": [b.as_dict() for b in report.budgets],
+        "device": {"name": profile.name, "sha256": profile.sha256(), "profile": profile.model_dump(mode="json")},
+        "host": bundle.host(),
+        "versions": bundle.versions(prepared.backend.package_versions()),
+        "provenance": {
+            "run": run.name,
+            "recipe": run.resolved.to_dict(),
+            "seed": run.resolved.recipe.seed,
+            "dataset_fingerprint": run.metrics["dataset"]["fingerprint"],
+            "student_weights_sha256": atomic.sha256_file(run.path / "student" / WEIGHTS),
+        },
+    }

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgepeft.backend import Runner
+from edgepeft.backend import ExportOptions, Runner
 from edgepeft.devices import DeviceProfile
+from edgepeft.memory import MemoryReport, measure_peak_memory
+from edgepeft.parity import ParityReport
+
+if TYPE_CHECKING:
+    from edgepeft.export import CheckedExport
 
 
 @dataclass(frozen=True)
 class Latency:
-    """Wall-clock latency of one call at ``batch_size``, over ``iterations`` timed calls (after warm-up)."""
+    """Wall-clock latency of one call at ``batch_size``, over ``iterations`` timed calls (after warm-up).
+
+    ``samples_ms`` keeps every timing (outliers included) for plots; it is left out of :meth:`summary`.
+    """
 
     batch_size: int
     iterations: int
@@ -22,6 +30,7 @@ class Latency:
     p95_ms: float
     p99_ms: float
     mean_ms: float
+    samples_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def scaled(self, factor: float) -> Latency:
         """These figures divided by ``factor`` (a device's speed relative to this host)."""
@@ -32,7 +41,11 @@ class Latency:
             self.p95_ms / factor,
             self.p99_ms / factor,
             self.mean_ms / factor,
+            tuple(t / factor for t in self.samples_ms),
         )
+
+    def summary(self) -> dict[str, float | int]:
+        return {k: v for k, v in asdict(self).items() if k != "samples_ms"}
 
 
 def sample_batch(x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -65,7 +78,7 @@ def measure_latency(
             progress.update(task, completed=min(len(times), min_iterations))
     samples = np.asarray(times)
     p50, p95, p99 = np.percentile(samples, [50, 95, 99])
-    return Latency(len(batch), len(samples), float(p50), float(p95), float(p99), float(samples.mean()))
+    return Latency(len(batch), len(samples), float(p50), float(p95), float(p99), float(samples.mean()), tuple(times))
 
 
 @dataclass(frozen=True)
@@ -90,11 +103,32 @@ class BudgetCheck:
         return {**asdict(self), "status": self.status}
 
 
+@dataclass(frozen=True)
+class DeviceLatency:
+    """Latency on the device itself: measured there, or estimated from this host."""
+
+    latency: Latency
+    measured: bool
+    how: str
+
+    @property
+    def label(self) -> str:
+        return "measured on the device" if self.measured else "estimated"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.latency.summary(), "source": self.label, "how": self.how}
+
+
+def estimate_device_latency(host: Latency, profile: DeviceProfile) -> DeviceLatency:
+    factor = profile.hardware.relative_speed
+    return DeviceLatency(host.scaled(factor), False, f"host figures / relative_speed {factor:g} (docs/devices.md)")
+
+
 def check_budgets(
     profile: DeviceProfile,
     *,
     size_bytes: int,
-    device_latency: Latency,
+    device_latency: DeviceLatency,
     accuracy_retention: float,
     peak_memory_mb: float,
 ) -> list[BudgetCheck]:
@@ -105,13 +139,104 @@ def check_budgets(
         (
             "p95_latency_ms",
             b.p95_latency_ms,
-            device_latency.p95_ms,
+            device_latency.latency.p95_ms,
             f"ms @ batch {b.batch_size}",
-            f"estimated: host / {profile.hardware.relative_speed:g}",
+            device_latency.label,
         ),
-        ("peak_memory_mb", b.peak_memory_mb, peak_memory_mb, "MB", "measured: process peak"),
+        ("peak_memory_mb", b.peak_memory_mb, peak_memory_mb, "MB", "measured: host process peak"),
         ("min_accuracy_retention", b.min_accuracy_retention, accuracy_retention, "x teacher", "measured"),
     ]
     return [
         BudgetCheck(name, limit, value, unit, source) for name, limit, value, unit, source in rows if limit is not None
     ]
+
+
+@dataclass
+class ProfileReport:
+    """Everything `edgepeft profile` measures for one export on one device profile."""
+
+    device: str
+    backend: str
+    precision: str
+    parity: ParityReport
+    size_bytes: int
+    teacher_accuracy: float
+    host_latency: dict[int, Latency]
+    device_latency: DeviceLatency
+    memory: MemoryReport
+    budgets: list[BudgetCheck]
+
+    @property
+    def accuracy_retention(self) -> float:
+        return self.parity.accuracy / self.teacher_accuracy
+
+    @property
+    def within_budget(self) -> bool:
+        return all(b.passed for b in self.budgets)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "backend": self.backend,
+            "precision": self.precision,
+            "test_accuracy": {
+                "value": self.parity.accuracy,
+                "examples": self.parity.examples,
+                "how": "exported model on the held-out test split",
+                "where": "host",
+            },
+            "teacher_test_accuracy": {"value": self.teacher_accuracy, "how": "PyTorch teacher, same split"},
+            "accuracy_retention": self.accuracy_retention,
+            "parity": {**self.parity.as_dict(), "split": "test"},
+            "size_bytes": self.size_bytes,
+            "latency_host_ms": {str(b): lat.summary() for b, lat in self.host_latency.items()},
+            "latency_device_ms": self.device_latency.as_dict(),
+            "peak_memory_mb": {
+                **asdict(self.memory),
+                "model_mb": self.memory.model_mb,
+                "how": "peak RSS of a fresh Python process that loads and runs the exported file; before_load_mb "
+                "is Python and edgepeft before the runtime loads",
+                "where": "host",
+            },
+            "budgets": [b.as_dict() for b in self.budgets],
+            "within_budget": self.within_budget,
+        }
+
+
+def profile_export(
+    checked: CheckedExport,
+    options: ExportOptions,
+    profile: DeviceProfile,
+    held_out: np.ndarray,
+    teacher_accuracy: float,
+    *,
+    device_latency: DeviceLatency | None = None,
+    progress: Any = None,
+) -> ProfileReport:
+    """Measure a checked export on this host (latency at batch 1 and the profile's batch, inference peak
+    memory) and judge it against the profile's budgets; ``device_latency`` replaces the estimate."""
+    batch = profile.budgets.batch_size
+    host = {
+        b: measure_latency(checked.runner, sample_batch(held_out, b), progress=progress) for b in sorted({1, batch})
+    }
+    device = device_latency or estimate_device_latency(host[batch], profile)
+    memory = measure_peak_memory(checked.artifact.backend, checked.artifact, options, sample_batch(held_out, batch))
+    budgets = check_budgets(
+        profile,
+        size_bytes=checked.artifact.size_bytes,
+        device_latency=device,
+        accuracy_retention=checked.parity.accuracy / teacher_accuracy,
+        peak_memory_mb=memory.process_peak_mb,
+    )
+    return ProfileReport(
+        device=profile.name,
+        backend=checked.artifact.backend,
+        precision=options.precision,
+        parity=checked.parity,
+        size_bytes=checked.artifact.size_bytes,
+        teacher_accuracy=teacher_accuracy,
+        host_latency=host,
+        device_latency=device,
+        memory=memory,
+        budgets=budgets,
+    )

@@ -105,7 +105,13 @@ def test_deploy_onnx_bundle_with_manifest_and_parity(workspace, cli):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["schema_version"] == 1
     assert manifest["model"]["backend"] == "onnx" and (bundle / "model.onnx").is_file()
-    assert {f["path"] for f in manifest["files"]} == {"model.onnx", "labels.txt"}
+    assert {f["path"] for f in manifest["files"]} == {
+        "model.onnx",
+        "labels.txt",
+        "samples.json",
+        "README.md",
+        "report.html",
+    }
     assert manifest["inputs"] == [
         {"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32", "quantization": None}
     ]
@@ -130,7 +136,8 @@ def test_deploy_onnx_bundle_with_manifest_and_parity(workspace, cli):
     }
     with zipfile.ZipFile(dist / "tiny-loose-box.zip") as archive:
         assert sorted(archive.namelist()) == sorted(
-            f"tiny-loose-box/{p}" for p in ("model.onnx", "labels.txt", "manifest.json")
+            f"tiny-loose-box/{p}"
+            for p in ("model.onnx", "labels.txt", "manifest.json", "samples.json", "README.md", "report.html")
         )
     assert not [p for p in dist.iterdir() if p.name.startswith(".")], "temporary files left behind"
 

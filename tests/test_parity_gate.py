@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import edgepeft
-from edgepeft.deploy import deploy
+from edgepeft.deploy import deploy, prepare
 from edgepeft.devices import ParityThresholds, load_profile, parity_thresholds
 from edgepeft.parity import compare, find_culprit
 from edgepeft.recipe import resolve
@@ -127,7 +127,7 @@ def test_broken_export_fails_the_gate_and_the_culprit_is_named(run, tmp_path, ma
     register_plugin(Plugin(), "broken")
     profile = load_profile("x86-server", manager.devices)
     with pytest.raises(edgepeft.ParityError) as error:
-        deploy(run, profile, manager, tmp_path / "dist", backend=backend.name, precision="fp32")
+        deploy(prepare(run, profile, manager, backend.name, "fp32"), tmp_path / "dist")
     message = error.value.message
     assert "top-1 agreement" in message
     assert "the first layer whose output diverges is '1' (Linear)" in message
@@ -158,4 +158,4 @@ def test_a_backend_without_layer_access_still_fails_the_gate(run, tmp_path, mana
     register_plugin(Plugin(), "drift")
     profile = load_profile("x86-server", manager.devices)
     with pytest.raises(edgepeft.ParityError, match=r"drifting fp32 export .* cannot expose layer outputs"):
-        deploy(run, profile, manager, tmp_path / "dist", backend="drifting")
+        deploy(prepare(run, profile, manager, "drifting"), tmp_path / "dist")

@@ -1,0 +1,213 @@
+"""What a bundle tells people: sample inputs with expected outputs, a README for the app developer, and an
+HTML report (teacher vs student, latency distribution, budget verdict) with inline SVG charts."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import numpy as np
+
+from edgepeft.profile import ProfileReport
+
+SAMPLES = 8
+
+
+def samples_json(x: np.ndarray, y: np.ndarray, outputs: np.ndarray, labels: list[str], layout: str) -> str:
+    """Held-out examples, model-ready (after preprocessing), with the exported model's outputs on exactly
+    this batch (so `edgepeft verify` can re-run it and expect the same numbers)."""
+    rows = [
+        {
+            "index": i,
+            "label": labels[int(y[i])],
+            "input": np.round(x[i].astype(np.float64), 7).tolist(),
+            "expected_output": np.round(outputs[i].astype(np.float64), 7).tolist(),
+            "expected_top1": int(outputs[i].argmax()),
+        }
+        for i in range(len(x))
+    ]
+    note = f"inputs are preprocessed float32 in {layout} layout; the model's own input dtype is in manifest.json"
+    return json.dumps({"note": note, "samples": rows}, indent=1) + "\n"
+
+
+def _plus(value: float) -> str:
+    """`+ 3` or `- 3`, to write `x + z` formulas without `+ -3`."""
+    return f"+ {value:g}" if value >= 0 else f"- {-value:g}"
+
+
+def _quant(spec: dict[str, Any]) -> tuple[float, int] | None:
+    q = spec.get("quantization")
+    return (q["scale"], q["zero_point"]) if q else None
+
+
+def app_readme(manifest: dict[str, Any]) -> str:
+    """How to load the model and run it with the matching pre- and post-processing."""
+    model, inp, out = manifest["model"], manifest["inputs"][0], manifest["outputs"][0]
+    pre = manifest["preprocessing"]
+    in_q, out_q = _quant(inp), _quant(out)
+    lines = [
+        f"# {manifest['name']}",
+        "",
+        f"{model['backend']} model `{model['file']}` ({model['precision']}), built by edgepeft for the "
+        f"`{manifest['device']['name']}` profile. `edgepeft verify .` checks every file and re-runs the samples.",
+        "",
+        "## Input",
+        f"- `{inp['name']}`: shape {inp['shape']}, {inp['dtype']}, layout {model.get('input_layout', 'NCHW')}",
+        f"- preprocessing: {pre.get('input', 'raw input')} -> `x = raw * {pre.get('scale', 1):g} "
+        f"{_plus(pre.get('offset', 0))}` (float32)",
+    ]
+    if in_q:
+        lines.append(f"- the model takes int8: `q = clamp(round(x / {in_q[0]:.8g}) {_plus(in_q[1])}, -128, 127)`")
+    lines += ["", "## Output", f"- `{out['name']}`: shape {out['shape']}, {out['dtype']}"]
+    if out_q:
+        lines.append(f"- dequantize: `score = (q {_plus(-out_q[1])}) * {out_q[0]:.8g}`")
+    lines += ["- class = argmax of the scores; names in `labels.txt` (one per line, in class order)", ""]
+    if model["backend"] == "tflite":
+        lines += _kotlin(inp, out, in_q, out_q, pre, manifest["device"]["profile"]["runtime"]["threads"], model["file"])
+    else:
+        lines += [
+            "## Load it (Python, onnxruntime)" if model["backend"] == "onnx" else "## Load it",
+            "```python",
+            "import numpy as np, onnxruntime as ort" if model["backend"] == "onnx" else "import numpy as np",
+            f"session = ort.InferenceSession('{model['file']}')" if model["backend"] == "onnx" else "",
+            f"scores = session.run(None, {{'{inp['name']}': x.astype(np.float32)}})[0]"
+            if model["backend"] == "onnx"
+            else f"# load {model['file']} with the {model['backend']} runtime",
+            "```",
+        ]
+    lines += ["", "`samples.json` holds a few inputs with the outputs this exact file produced.", ""]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _kotlin(
+    inp: dict[str, Any],
+    out: dict[str, Any],
+    in_q: tuple[float, int] | None,
+    out_q: tuple[float, int] | None,
+    pre: dict[str, Any],
+    threads: int,
+    file: str,
+) -> list[str]:
+    elements = int(np.prod([d for d in inp["shape"] if isinstance(d, int)]))
+    classes = out["shape"][-1]
+    put = (
+        f"input.put((x / {in_q[0]:.8g}f {_plus(in_q[1])}).roundToInt().coerceIn(-128, 127).toByte())"
+        if in_q
+        else "input.putFloat(x)"
+    )
+    read = (
+        f"val scores = output[0].map {{ (it - {out_q[1]}) * {out_q[0]:.8g}f }}" if out_q else "val scores = output[0]"
+    )
+    out_array = f"Array(1) {{ ByteArray({classes}) }}" if out_q else f"Array(1) {{ FloatArray({classes}) }}"
+    return [
+        "## Load it on Android (Kotlin, LiteRT)",
+        "```kotlin",
+        '// build.gradle: implementation("com.google.ai.edge.litert:litert:1.4.0")',
+        "import org.tensorflow.lite.Interpreter",
+        f'val interpreter = Interpreter(FileUtil.loadMappedFile(context, "{file}"),',
+        f"    Interpreter.Options().setNumThreads({threads}))",
+        f"val input = ByteBuffer.allocateDirect({elements} * {1 if in_q else 4}).order(ByteOrder.nativeOrder())",
+        f"for (raw in pixels) {{  // {elements} values, in the input's layout",
+        f"    val x = raw * {pre.get('scale', 1):g}f {_plus(pre.get('offset', 0))}f",
+        f"    {put}",
+        "}",
+        f"val output = {out_array}",
+        "interpreter.run(input, output)",
+        read,
+        "val label = labels[scores.indices.maxBy { scores[it] }]",
+        "```",
+    ]
+
+
+def _bars(title: str, rows: list[tuple[str, float, str]]) -> str:
+    width, top = 420, max(v for _, v, _ in rows) or 1.0
+    parts = [
+        f'<svg width="{width + 160}" height="{30 * len(rows) + 30}"><text x="0" y="16">{html.escape(title)}</text>'
+    ]
+    for i, (name, value, text) in enumerate(rows):
+        y, w = 26 + 30 * i, max(1.0, width * value / top)
+        parts.append(
+            f'<text x="0" y="{y + 15}">{html.escape(name)}</text>'
+            f'<rect x="80" y="{y}" width="{w:.1f}" height="20" fill="#4c78a8"/>'
+            f'<text x="{86 + w:.1f}" y="{y + 15}">{html.escape(text)}</text>'
+        )
+    return "".join(parts) + "</svg>"
+
+
+def _histogram(samples: tuple[float, ...], title: str) -> str:
+    counts, edges = np.histogram(np.asarray(samples), bins=30)
+    width, height, top = 560, 160, max(counts.max(), 1)
+    bar = width / len(counts)
+    rects = "".join(
+        f'<rect x="{i * bar:.1f}" y="{height - height * c / top:.1f}" width="{bar - 1:.1f}" '
+        f'height="{height * c / top:.1f}" fill="#f58518"/>'
+        for i, c in enumerate(counts)
+    )
+    return (
+        f'<p>{html.escape(title)}</p><svg width="{width}" height="{height + 20}">{rects}'
+        f'<text x="0" y="{height + 16}">{edges[0]:.3g} ms</text>'
+        f'<text x="{width - 70}" y="{height + 16}">{edges[-1]:.3g} ms</text></svg>'
+    )
+
+
+def report_html(manifest: dict[str, Any], report: ProfileReport, run_metrics: dict[str, Any]) -> str:
+    """One self-contained page: teacher vs student, the latency distribution, and the budget verdict."""
+    teacher, student = run_metrics["teacher"], run_metrics["student"]
+    batch = max(report.host_latency)
+    rows = "".join(
+        f"<tr><td>{b.budget}</td><td>{b.limit:g}</td><td>{b.value:.4g}</td><td>{b.unit}</td><td>{b.source}</td>"
+        f"<td style='color:{'green' if b.passed else 'red'}'>{b.status}</td></tr>"
+        for b in report.budgets
+    )
+    verdict = "meets every budget" if report.within_budget else "misses a budget"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(manifest["name"])}</title>
+<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}
+td,th{{padding:4px 10px;border-bottom:1px solid #ddd}} svg text{{font-size:12px}}</style></head><body>
+<h1>{html.escape(manifest["name"])}</h1>
+<p>{report.backend} {report.precision} export for <b>{report.device}</b>: {verdict}.
+Parity on {report.parity.examples} held-out examples: top-1 agreement {report.parity.top1_agreement:.2%},
+max |diff| {report.parity.max_abs_diff:.3g}.</p>
+<h2>Teacher vs student</h2>
+{
+        _bars(
+            "held-out accuracy (%)",
+            [
+                ("teacher", teacher["test_accuracy"] * 100, f"{teacher['test_accuracy']:.2%}"),
+                ("student", student["test_accuracy"] * 100, f"{student['test_accuracy']:.2%}"),
+                ("exported", report.parity.accuracy * 100, f"{report.parity.accuracy:.2%}"),
+            ],
+        )
+    }
+{
+        _bars(
+            "parameters",
+            [
+                ("teacher", teacher["parameters"], f"{teacher['parameters']:,}"),
+                ("student", student["parameters"], f"{student['parameters']:,}"),
+            ],
+        )
+    }
+{
+        _bars(
+            "size (KB)",
+            [
+                ("teacher", teacher["size_bytes"] / 1024, f"{teacher['size_bytes'] / 1024:.1f} KB (fp32)"),
+                ("student", student["size_bytes"] / 1024, f"{student['size_bytes'] / 1024:.1f} KB (fp32)"),
+                ("exported", report.size_bytes / 1024, f"{report.size_bytes / 1024:.1f} KB ({report.precision})"),
+            ],
+        )
+    }
+<h2>Latency</h2>
+{
+        _histogram(
+            report.host_latency[batch].samples_ms,
+            f"host latency at batch {batch}, every timed call "
+            f"(p50 {report.host_latency[batch].p50_ms:.3g} ms, p95 {report.host_latency[batch].p95_ms:.3g} ms)",
+        )
+    }
+<p>Device p95: {report.device_latency.latency.p95_ms:.3g} ms ({report.device_latency.label}:
+{html.escape(report.device_latency.how)}).</p>
+<h2>Budgets</h2><table><tr><th>budget</th><th>limit</th><th>value</th><th>unit</th><th>source</th><th>status</th></tr>
+{rows}</table></body></html>
+"""
