@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 from typer.core import TyperGroup
 
@@ -50,14 +51,14 @@ def _report(exc: EdgepeftError) -> int:
     """Print ``exc`` as one line on stderr and return its exit code; with EDGEPEFT_DEBUG=1, re-raise it."""
     if os.environ.get("EDGEPEFT_DEBUG", "") not in ("", "0"):
         raise exc
-    _console(stderr=True).print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     return exc.exit_code
 
 
 def _loaded_manager() -> PluginManager:
     manager = default_manager()
     for warning in manager.warnings:
-        _console(stderr=True).print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        _console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     return manager
 
 

@@ -158,7 +158,9 @@ def find_culprit(
         candidates = _alignments(exported[name], ref)
         if not candidates:
             continue
-        error = min(_relative_error(got, ref) for got in candidates)  # (N, 4, 4, 4) may be either layout
+        # (N, 4, 4, 4) may be either layout; a runtime may fuse the next ReLU/ReLU6 into this layer's op.
+        references = (ref, np.maximum(ref, 0), np.clip(ref, 0, 6))
+        error = min(_relative_error(got, r) for got in candidates for r in references)
         layer = LayerDivergence(name, kind, error)
         layers.append(layer)
         if culprit is None and error > floor and error > jump * worst:
