@@ -233,6 +233,9 @@ def train(
 DeviceOption = Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `edgepeft devices`).")]
 BackendOption = Annotated[str | None, typer.Option(help="Override the profile's backend preference.")]
 PrecisionOption = Annotated[str | None, typer.Option(help="Override the profile's precision preference.")]
+TimingOption = Annotated[
+    float, typer.Option(min=0.05, help="Seconds to time each batch size (after warm-up); longer is steadier.")
+]
 
 
 def _prepare(ctx: typer.Context, run: Path, device: str, backend: str | None, precision: str | None, runs_dir: Path):
@@ -289,6 +292,7 @@ def profile(
     backend: BackendOption = None,
     precision: PrecisionOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    timing_seconds: TimingOption = 2.0,
     runs_dir: RunsDirOption = Path("runs"),
 ) -> None:
     """Export as DEVICE asks, gate on parity, and measure size, latency, memory and accuracy against its
@@ -297,11 +301,11 @@ def profile(
 
     prepared = _prepare(ctx, run, device, backend, precision, runs_dir)
     if as_json:
-        report = profile_run(prepared)
+        report = profile_run(prepared, timing_seconds=timing_seconds)
         print(json.dumps(report.as_dict(), indent=2))
     else:
         with _progress() as progress:
-            report = profile_run(prepared, progress)
+            report = profile_run(prepared, timing_seconds=timing_seconds, progress=progress)
         _print_report(report)
     _budget_exit(report)
 
@@ -318,6 +322,7 @@ def deploy(
         bool, typer.Option(help="Push the bundle to the attached Android device (adb) and time it there.")
     ] = False,
     serial: Annotated[str | None, typer.Option(help="adb serial of the device to push to.")] = None,
+    timing_seconds: TimingOption = 2.0,
     runs_dir: RunsDirOption = Path("runs"),
 ) -> None:
     """Export the run's student for DEVICE, check parity on held-out data, measure, and write a bundle."""
@@ -327,7 +332,7 @@ def deploy(
     prepared = _prepare(ctx, run, device, backend, precision, runs_dir)
     android = AdbDevice.connect(serial) if push else None  # before any work: no adb, no device -> nothing done
     with _progress() as progress:
-        result = deploy_run(prepared, out_dir, push=android, progress=progress)
+        result = deploy_run(prepared, out_dir, push=android, timing_seconds=timing_seconds, progress=progress)
     _print_report(result.report)
     _console().print(f"bundle: {result.folder}  ({result.zip_path.name})")
     if android is not None:

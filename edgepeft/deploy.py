@@ -52,7 +52,7 @@ def prepare(
     return Prepared(run, profile, backend_cls, model, spec, data, options, parity_thresholds(profile.parity, precision))
 
 
-def profile_run(prepared: Prepared, progress: Any = None) -> ProfileReport:
+def profile_run(prepared: Prepared, *, timing_seconds: float = 2.0, progress: Any = None) -> ProfileReport:
     """Export into a scratch folder, gate on parity and measure; nothing is kept."""
     with tempfile.TemporaryDirectory() as scratch:
         checked = export_checked(
@@ -69,6 +69,7 @@ def profile_run(prepared: Prepared, progress: Any = None) -> ProfileReport:
             prepared.profile,
             prepared.data.test.x,
             prepared.teacher_accuracy,
+            timing_seconds=timing_seconds,
             progress=progress,
         )
 
@@ -83,7 +84,14 @@ class Deployment:
     report: ProfileReport
 
 
-def deploy(prepared: Prepared, out_dir: Path, *, push: AdbDevice | None = None, progress: Any = None) -> Deployment:
+def deploy(
+    prepared: Prepared,
+    out_dir: Path,
+    *,
+    push: AdbDevice | None = None,
+    timing_seconds: float = 2.0,
+    progress: Any = None,
+) -> Deployment:
     """Export, gate on parity, measure, and write ``out_dir/<run>-<device>/`` and its ``.zip``.
 
     With ``push``, the bundle goes to the Android device and LiteRT's benchmark tool (when present there)
@@ -109,6 +117,7 @@ def deploy(prepared: Prepared, out_dir: Path, *, push: AdbDevice | None = None, 
             data.test.x,
             prepared.teacher_accuracy,
             device_latency=measured,
+            timing_seconds=timing_seconds,
             progress=progress,
         )
         manifest = _manifest(prepared, checked.artifact.as_dict(), report, target.name)

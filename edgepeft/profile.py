@@ -58,10 +58,10 @@ def measure_latency(
     runner: Runner,
     batch: np.ndarray,
     *,
-    warmup: int = 10,
+    warmup: int = 50,
     min_iterations: int = 50,
-    max_iterations: int = 2000,
-    min_seconds: float = 1.0,
+    max_iterations: int = 20000,
+    min_seconds: float = 2.0,
     progress: Any = None,
 ) -> Latency:
     """Time ``runner(batch)`` repeatedly; every sample is kept (no outlier trimming)."""
@@ -211,6 +211,7 @@ def profile_export(
     teacher_accuracy: float,
     *,
     device_latency: DeviceLatency | None = None,
+    timing_seconds: float = 2.0,
     progress: Any = None,
 ) -> ProfileReport:
     """Measure a checked export on this host (latency at batch 1 and the profile's batch, inference peak

@@ -21,7 +21,16 @@ def test_default_train_and_deploy_meet_the_promised_floors(manager, tmp_path):
 
     deployed = runner.invoke(
         app,
-        ["deploy", str(tmp_path / "runs" / "digits-distill"), "--device", "x86-server", "--out", str(tmp_path / "d")],
+        [
+            "deploy",
+            str(tmp_path / "runs" / "digits-distill"),
+            "--device",
+            "x86-server",
+            "--out",
+            str(tmp_path / "d"),
+            "--timing-seconds",
+            "0.2",
+        ],
         obj=manager,
     )
     assert deployed.exit_code == 0, deployed.output

@@ -64,6 +64,8 @@ def cli(workspace, monkeypatch):
     monkeypatch.setenv("EDGEPEFT_DEVICES_PATH", str(workspace["devices"]))
 
     def invoke(*args: str):
+        if args[0] in ("deploy", "profile"):
+            args = (*args, "--timing-seconds", "0.2")  # short timings: the figures are not what these tests check
         return CliRunner().invoke(app, list(args), obj=default_manager())
 
     return invoke
