@@ -199,19 +199,36 @@ def train(
     recipe: Annotated[
         Path | None, typer.Argument(help="Recipe TOML; without it the built-in digits-distill recipe runs.")
     ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the interrupted run RUN (runs/<name>) from its last checkpoint.")
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 50,
     runs_dir: Annotated[Path, typer.Option(help="Folder that receives runs/<name>/.")] = Path("runs"),
     accelerator: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
 ) -> None:
     """Train the teacher (or reuse it), then the student with the recipe's techniques."""
     from edgepeft.recipe import default_recipe_path, load_recipe
-    from edgepeft.run import Trainer
+    from edgepeft.run import Trainer, resume_recipe
     from edgepeft.train import resolve_accelerator
 
     manager = _manager(ctx)
-    resolved = load_recipe(recipe or default_recipe_path(), manager)
+    if resume is not None and recipe is not None:
+        raise ConfigError("give a recipe or --resume, not both", fix="--resume reads the interrupted run's own recipe")
+    if resume is not None:
+        resolved, runs_dir = resume_recipe(resume, manager)
+    else:
+        resolved = load_recipe(recipe or default_recipe_path(), manager)
     device = resolve_accelerator(accelerator)
     with _progress() as progress:
-        trainer = Trainer(resolved, manager, runs_dir, progress, device=device)
+        trainer = Trainer(
+            resolved,
+            manager,
+            runs_dir,
+            progress,
+            device=device,
+            checkpoint_every=checkpoint_every,
+            resume=resume is not None,
+        )
         metrics = trainer.run()
     table = Table("", "test accuracy", "val accuracy", "parameters", "size", title=f"run {resolved.recipe.name}")
     for role in ("teacher", "student"):

@@ -82,3 +82,12 @@ class TrainingError(EdgepeftError):
     """Training cannot go on (a non-finite loss, a model that does not fit the data)."""
 
     exit_code = 9
+
+
+class TrainingInterrupted(TrainingError):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; `edgepeft train --resume` continues."""
+
+    exit_code = 130
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
+        super().__init__(what, where=where, fix=fix or "Continue with `edgepeft train --resume runs/<name>`")

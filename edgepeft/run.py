@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,10 +19,10 @@ from pydantic import ValidationError
 
 from edgepeft import atomic
 from edgepeft.data import TaskData
-from edgepeft.errors import ArtifactError, DataError
+from edgepeft.errors import ArtifactError, ConfigError, DataError, TrainingInterrupted
 from edgepeft.models import ModelSpec
 from edgepeft.recipe import ModelSection, ResolvedRecipe, resolve
-from edgepeft.train import FitResult, StepState, TrainContext, accuracy, fit, predict
+from edgepeft.train import Checkpointer, FitResult, StepState, TrainContext, accuracy, fit, predict
 from edgepeft.validation import parse, read_toml
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ SPEC = "model.json"
 METRICS = "metrics.json"
 RECIPE = "recipe.toml"
 LOG = "train.log"
+CHECKPOINT = "checkpoint.pt"
 FINGERPRINT = "fingerprint.txt"
 
 
@@ -109,13 +113,18 @@ class Trainer:
         runs_dir: Path,
         progress: Any = None,
         device: str = "cpu",
+        *,
+        checkpoint_every: int = 50,
+        resume: bool = False,
     ):
         self.device = device
+        self.resume = resume
         self.resolved = resolved
         self.recipe = resolved.recipe
         self.manager = manager
         self.run_dir = Path(runs_dir) / self.recipe.name
         self.progress = progress
+        self.checkpoint = Checkpointer(partial_dir(self.run_dir) / CHECKPOINT, checkpoint_every)
 
     def _on_step(self, hook: str, state: StepState) -> None:
         self.manager.call(hook, state=state)
@@ -148,24 +157,21 @@ class Trainer:
         """The trained teacher, reused from the previous run folder when its recipe section, the data
         section, the data itself and the seed are unchanged (a damaged cached teacher is retrained)."""
         section, options = self.recipe.teacher, self.resolved.teacher_options
-        key = _fingerprint(
-            section.model_dump(mode="json"),
-            options.model_dump(mode="json"),
-            self.recipe.data.model_dump(mode="json"),
-            data.fingerprint(),
-            ctx.seed,
-        )
-        cached = self.run_dir / "teacher"
-        key_file = cached / FINGERPRINT
-        if key_file.is_file() and key_file.read_text().strip() == key:
+        resolved = self.resolved.to_dict()  # defaults written out: a recipe and its resolved copy agree
+        key = _fingerprint(resolved["teacher"], resolved["data"], data.fingerprint(), ctx.seed)
+        for cached in (work / "teacher", self.run_dir / "teacher"):  # this attempt's, then the last run's
+            key_file = cached / FINGERPRINT
+            if not (key_file.is_file() and key_file.read_text().strip() == key):
+                continue
             try:
                 model, _ = load_model(cached, self.manager)
             except ArtifactError as exc:
                 log.warning("the cached teacher cannot be loaded (%s); training it again", exc.message)
-            else:
-                shutil.copytree(cached, work / "teacher")
-                log.info("reusing the cached teacher in %s", cached)
-                return model
+                break
+            if cached != work / "teacher":
+                shutil.copytree(cached, work / "teacher", dirs_exist_ok=True)
+            log.info("reusing the cached teacher in %s", cached)
+            return model
         model = self._build(section, options, data, ctx.seed)
         self._train("teacher", model, section, ctx)
         save_model(model, self._spec(section, options, data, model), work / "teacher")
@@ -190,6 +196,7 @@ class Trainer:
             techniques=techniques,
             on_step=self._on_step,
             progress=self.progress,
+            checkpoint=self.checkpoint,
         )
         log.info("%s: best epoch %d, validation accuracy %.4f", phase, result.best_epoch, result.best_val_accuracy)
         return result
@@ -197,25 +204,38 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train everything and write the run folder; returns the metrics written to metrics.json.
 
-        The run is built in a temporary folder that replaces ``runs/<name>/`` only when everything
-        succeeded: a failed or interrupted run leaves the previous one intact, and its log beside it
-        as ``<name>.failed.log``.
+        The run is built in ``runs/.<name>.partial/`` and replaces ``runs/<name>/`` only when everything
+        succeeded, so a failed or interrupted run leaves the previous one intact. The partial folder keeps
+        the log and the latest checkpoint; ``resume=True`` continues from it.
         """
+        work = partial_dir(self.run_dir)
+        if self.resume:
+            if not work.is_dir():
+                raise ConfigError(
+                    f"there is no interrupted run of {self.recipe.name!r} to resume (no {work})",
+                    fix="Start it with `edgepeft train RECIPE`",
+                )
+        elif work.exists():
+            shutil.rmtree(work)  # a fresh start discards an earlier interrupted attempt
+        work.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(work / RECIPE, tomli_w.dumps(self.resolved.to_dict()))
         logger = logging.getLogger("edgepeft")
-        with atomic.atomic_directory(self.run_dir) as work:
-            handler = logging.FileHandler(work / LOG, mode="w", encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-            try:
+        handler = logging.FileHandler(work / LOG, mode="a" if self.resume else "w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            with _stop_on_signals(self.checkpoint):
                 metrics = self._run(work)
-            except BaseException:
-                handler.flush()
-                shutil.copyfile(work / LOG, self.run_dir.with_name(f"{self.recipe.name}.failed.log"))
-                raise
-            finally:
-                logger.removeHandler(handler)
-                handler.close()
+        except TrainingInterrupted as exc:
+            raise TrainingInterrupted(
+                exc.what, where=exc.where, fix=f"Continue with `edgepeft train --resume {self.run_dir}`"
+            ) from None
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        (work / CHECKPOINT).unlink(missing_ok=True)
+        atomic.replace_directory(work, self.run_dir)
         self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics)
         return metrics
 
@@ -256,9 +276,49 @@ class Trainer:
             "accuracy_retention": reports["student"].test_accuracy / reports["teacher"].test_accuracy,
             "student_history": result.history,
         }
-        atomic.write_text(work / RECIPE, tomli_w.dumps(self.resolved.to_dict()))
         atomic.write_json(work / METRICS, metrics)
         return metrics
+
+
+def partial_dir(run_dir: Path) -> Path:
+    """Where a run is built (and an interrupted one waits to be resumed): ``runs/.<name>.partial/``."""
+    return run_dir.with_name(f".{run_dir.name}.partial")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(checkpoint: Checkpointer) -> Iterator[None]:
+    """SIGINT/SIGTERM ask training to checkpoint and stop at the next step; a second SIGINT stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request(signum: int, _frame: Any) -> None:
+        if checkpoint.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        checkpoint.stop_requested = True
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        checkpoint.stop_requested = False
+
+
+def resume_recipe(run: Path, manager: PluginManager) -> tuple[ResolvedRecipe, Path]:
+    """The recipe of the interrupted run ``run`` (``runs/<name>`` or its partial folder) and its runs folder."""
+    run = Path(run)
+    name = run.name.removeprefix(".").removesuffix(".partial")
+    work = partial_dir(run.with_name(name))
+    if not (work / RECIPE).is_file():
+        raise ConfigError(
+            f"there is no interrupted run of {name!r} to resume (no {work / RECIPE})",
+            where="--resume",
+            fix="Pass the run folder of a run that was interrupted, e.g. runs/digits-distill",
+        )
+    data, text = read_toml(work / RECIPE)
+    return resolve(data, text, str(work / RECIPE), manager), work.parent
 
 
 def load_task_data(manager: PluginManager, resolved: ResolvedRecipe, seed: int) -> TaskData:

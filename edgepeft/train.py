@@ -6,12 +6,13 @@ import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgepeft.data import Split, TaskData
-from edgepeft.errors import ConfigError, TrainingError
+from edgepeft.errors import ConfigError, TrainingError, TrainingInterrupted
 
 if TYPE_CHECKING:
     import torch
@@ -116,6 +117,43 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(axis=1) == labels).mean())
 
 
+class Checkpointer:
+    """Saves a phase's full training state (model, optimizer, scheduler, RNG, position, best epoch so far)
+    every ``every`` steps, at each epoch's end and when a stop is requested (SIGINT/SIGTERM), and loads it
+    back so a killed run continues exactly where its last checkpoint left it.
+
+    The file is written atomically with ``torch.save`` and read with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, path: Path, every: int = 50) -> None:
+        self.path = Path(path)
+        self.every = every
+        self.stop_requested = False
+
+    def load(self, phase: str) -> dict[str, Any] | None:
+        import torch
+
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, weights_only=True)
+        except Exception as exc:
+            raise TrainingError(
+                f"the checkpoint cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                where=str(self.path),
+                fix="Delete it to start the phase over, or train from scratch without --resume",
+            ) from None
+        return state if state.get("phase") == phase else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        import torch
+
+        from edgepeft.atomic import atomic_file
+
+        with atomic_file(self.path, durable=False) as tmp:  # swapped atomically; no fsync, see atomic_file
+            torch.save(state, tmp)
+
+
 def fit(
     model: torch.nn.Module,
     ctx: TrainContext,
@@ -127,12 +165,14 @@ def fit(
     techniques: Sequence[Technique] = (),
     on_step: StepHook | None = None,
     progress: Any = None,
+    checkpoint: Checkpointer | None = None,
 ) -> FitResult:
     """Train ``model`` on ``ctx.device`` (mixed precision on CUDA); keep the weights of the best validation
     epoch and return with the model back on the CPU.
 
     Each step's loss is the sum of named terms: ``task`` (cross-entropy) and whatever the
-    techniques add or rescale. ``on_step(hook_name, state)`` feeds the lifecycle hooks.
+    techniques add or rescale. ``on_step(hook_name, state)`` feeds the lifecycle hooks. With
+    ``checkpoint``, training resumes from the phase's last checkpoint and saves new ones as it goes.
     """
     import torch
     import torch.nn.functional as F
@@ -144,14 +184,49 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
     steps_per_epoch = math.ceil(len(ctx.data.train) / ctx.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    task = progress.add_task(phase, total=epochs * steps_per_epoch) if progress is not None else None
     best = FitResult(best_epoch=0, best_val_accuracy=-1.0, history=[])
     best_state: dict[str, torch.Tensor] | None = None
-    step = 0
-    for epoch in range(1, epochs + 1):
+    step, first_epoch, skip, running = 0, 1, 0, 0.0
+    saved = checkpoint.load(phase) if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["torch_rng"])
+        step, first_epoch, skip, running = saved["step"], saved["epoch"], saved["step_in_epoch"], saved["running"]
+        best = FitResult(saved["best_epoch"], saved["best_val_accuracy"], list(saved["history"]))
+        best_state = saved["best_state"]
+
+    def save(epoch: int, step_in_epoch: int) -> None:
+        if checkpoint is None:
+            return
+        checkpoint.save(
+            {
+                "phase": phase,
+                "step": step,
+                "epoch": epoch,
+                "step_in_epoch": step_in_epoch,
+                "running": running,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "best_epoch": best.best_epoch,
+                "best_val_accuracy": best.best_val_accuracy,
+                "history": best.history,
+                "best_state": best_state,
+            }
+        )
+
+    task = progress.add_task(phase, total=epochs * steps_per_epoch, completed=step) if progress is not None else None
+    for epoch in range(first_epoch, epochs + 1):
         model.train()
-        running = 0.0
-        for batch in batches(ctx.data.train, ctx.batch_size, device=ctx.device, seed=ctx.seed * 10_007 + epoch):
+        epoch_batches = batches(ctx.data.train, ctx.batch_size, device=ctx.device, seed=ctx.seed * 10_007 + epoch)
+        for index, batch in enumerate(epoch_batches):
+            if epoch == first_epoch and index < skip:
+                continue  # done before the checkpoint this run resumed from
             step += 1
             state = StepState(phase=phase, epoch=epoch, step=step, model=model)
             if on_step is not None:
@@ -163,8 +238,13 @@ def fit(
                     terms = technique.loss_terms(terms, batch, logits.float())
                 loss = sum(terms.values())
             if not torch.isfinite(loss):
+                kept = (
+                    f"; the last good checkpoint is {checkpoint.path}"
+                    if checkpoint and checkpoint.path.exists()
+                    else ""
+                )
                 raise TrainingError(
-                    f"the loss became {loss.item()} at step {step} (epoch {epoch}) while training the {phase}",
+                    f"the loss became {loss.item()} at step {step} (epoch {epoch}) while training the {phase}{kept}",
                     fix="Lower the learning rate, or check the data for NaN or infinite values",
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -179,11 +259,20 @@ def fit(
                 on_step("edgepeft_after_step", state)
             if progress is not None:
                 progress.update(task, advance=1, description=f"{phase} epoch {epoch}/{epochs} loss {state.loss:.3f}")
+            if checkpoint is not None and (checkpoint.stop_requested or step % checkpoint.every == 0):
+                save(epoch, index + 1)
+                if checkpoint.stop_requested:
+                    raise TrainingInterrupted(
+                        f"interrupted at step {step} (epoch {epoch}) of the {phase}; the checkpoint is saved",
+                        where=str(checkpoint.path),
+                    )
         val_acc = accuracy(predict(model, ctx.data.validation.x), ctx.data.validation.y)
         best.history.append({"epoch": epoch, "loss": running / steps_per_epoch, "val_accuracy": val_acc})
         if val_acc > best.best_val_accuracy:
             best.best_epoch, best.best_val_accuracy = epoch, val_acc
             best_state = copy.deepcopy(model.state_dict())
+        running = 0.0
+        save(epoch + 1, 0)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval().cpu()

@@ -26,15 +26,17 @@ def trained(manager, tmp_path):
     return tmp_path / "r"
 
 
-def test_a_failed_retrain_leaves_the_previous_run_intact_and_its_log_beside_it(manager, trained, tmp_path):
+def test_a_failed_retrain_leaves_the_previous_run_intact_and_its_log_in_the_partial_folder(manager, trained, tmp_path):
     before = {p.relative_to(trained): p.read_bytes() for p in trained.rglob("*") if p.is_file()}
-    with pytest.raises(edgepeft.TrainingError, match=r"loss became nan at step \d+ .* student"):
+    with pytest.raises(
+        edgepeft.TrainingError, match=r"loss became nan at step \d+ .* student; the last good checkpoint"
+    ):
         _train(manager, tmp_path, teacher={"options": {"channels": [8, 16], "hidden": 48}}, student={"lr": 1e30})
     after = {p.relative_to(trained): p.read_bytes() for p in trained.rglob("*") if p.is_file()}
     assert after == before
-    assert "loss became nan" not in (tmp_path / "r.failed.log").read_text()  # the log of what ran
-    assert "teacher: best epoch" in (tmp_path / "r.failed.log").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "r.failed.log"]
+    assert "teacher: best epoch" in (tmp_path / ".r.partial" / "train.log").read_text()
+    assert (tmp_path / ".r.partial" / "checkpoint.pt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.partial", "r"]
 
 
 def test_teacher_cache_follows_the_data_section(manager, trained, tmp_path):
