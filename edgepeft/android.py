@@ -29,7 +29,7 @@ def _parse_benchmark(output: str, batch_size: int) -> Latency | None:
     lines = [line for line in output.splitlines() if "count=" in line and "avg=" in line]
     if not lines:
         return None
-    fields = dict(re.findall(r"(\w+)=([\d.]+)", lines[-1]))
+    fields = dict(re.findall(r"(\w+)=([-+\d.eE]+)", lines[-1]))  # values may be like 1.23457e+06
     ms = {k: float(v) / 1e3 for k, v in fields.items() if k != "count"}
     p50 = ms.get("median", ms["avg"])
     p95 = ms.get("p95", ms.get("max", ms["avg"]))
@@ -84,10 +84,17 @@ class AdbDevice:
         self._adb("shell", "mkdir", "-p", remote.rsplit("/", 1)[0], what=f"create {remote}'s folder")
         self._adb("push", str(local), remote, what=f"push {local.name}")
 
+    def replace_folder(self, staged: str, final: str) -> None:
+        """Swap a fully pushed staging folder into place, so the device never holds half a bundle."""
+        self._adb("shell", "rm", "-rf", final, "&&", "mv", staged, final, what=f"move {staged} to {final}")
+
     def has_benchmark_tool(self) -> bool:
-        done = subprocess.run(
-            [self.adb, "-s", self.serial, "shell", "ls", BENCHMARK_TOOL], capture_output=True, text=True, timeout=60
-        )
+        try:
+            done = subprocess.run(
+                [self.adb, "-s", self.serial, "shell", "ls", BENCHMARK_TOOL], capture_output=True, text=True, timeout=60
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise AndroidDeviceError(f"adb could not look for {BENCHMARK_TOOL}: {exc}") from None
         return done.returncode == 0
 
     def benchmark(self, remote_model: str, threads: int, batch_size: int, runs: int = 100) -> DeviceLatency | None:
@@ -105,4 +112,8 @@ class AdbDevice:
         latency = _parse_benchmark(output, batch_size)
         if latency is None:
             raise AndroidDeviceError("benchmark_model printed no timings", where=self.serial)
-        return DeviceLatency(latency, True, f"LiteRT benchmark_model on {self.serial}, {runs} runs, {threads} threads")
+        return DeviceLatency(
+            latency,
+            True,
+            f"LiteRT benchmark_model on {self.serial}, {latency.iterations} timed runs, {threads} threads",
+        )

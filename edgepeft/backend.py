@@ -104,6 +104,8 @@ class Backend(NeedsPackages, ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    layouts: ClassVar[tuple[str, ...]] = ("NCHW",)
+    """Input layouts the backend can build; a profile asking for another one cannot use it."""
 
     @abstractmethod
     def export(self, model: torch.nn.Module, example: np.ndarray, directory: Path, options: ExportOptions) -> Artifact:

@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import platform
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -106,9 +107,17 @@ def _listed_files(manifest: dict[str, Any], where: str) -> dict[str, str]:
     return listed
 
 
-def verify(folder: Path, manager: PluginManager) -> list[str]:
-    """Problems with a bundle: files missing, altered (sha256) or not listed in the manifest, or sample
-    outputs that the model no longer reproduces with the runtime the manifest names. Empty: intact.
+@dataclass
+class Verification:
+    """What `verify` found: problems (none: intact) and how many sample inputs were re-run."""
+
+    problems: list[str]
+    samples_rerun: int
+
+
+def verify(folder: Path, manager: PluginManager) -> Verification:
+    """Check a bundle: files missing, altered (sha256) or not listed in the manifest, then the samples the
+    model must still reproduce with the runtime the manifest names.
 
     The model is only loaded once every file matches its hash: a file nobody vouches for is never opened.
     """
@@ -123,12 +132,15 @@ def verify(folder: Path, manager: PluginManager) -> list[str]:
         elif atomic.sha256_file(path) != digest:
             problems.append(f"{name}: sha256 differs from the manifest (the file was changed)")
     problems += [f"{e['path']}: not listed in the manifest" for e in file_entries(folder) if e["path"] not in listed]
-    if not problems and "samples" in manifest:
-        problems += _rerun_samples(folder, manifest, manager)
-    return problems
+    if problems:
+        return Verification(problems, 0)
+    samples = manifest.get("samples", {}).get("file") if isinstance(manifest.get("samples"), dict) else None
+    if samples not in listed:
+        return Verification(["manifest names no sample file among its hashed files; nothing can be re-run"], 0)
+    return _rerun_samples(folder, manifest, manager)
 
 
-def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManager) -> list[str]:
+def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManager) -> Verification:
     import numpy as np
 
     from edgepeft.backend import Artifact, ExportOptions, TensorSpec
@@ -138,7 +150,9 @@ def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManage
         backend = manager.backends.get(model["backend"], where=str(folder / MANIFEST))
         reason = backend.unavailable_reason()
         if reason:
-            return [f"cannot re-run the samples: the {backend.name} runtime is not usable here ({reason})"]
+            return Verification(
+                [f"cannot re-run the samples: the {backend.name} runtime is not usable here ({reason})"], 0
+            )
         artifact = Artifact(
             backend=backend.name,
             path=folder / model["file"],
@@ -152,13 +166,13 @@ def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManage
         samples = json.loads((folder / manifest["samples"]["file"]).read_text())["samples"]
         outputs = backend().load(artifact, options)(np.array([s["input"] for s in samples], dtype=np.float32))
     except EdgepeftError as exc:
-        return [f"{model.get('file')}: cannot be run: {exc.message}"]
-    except (KeyError, TypeError, ValueError) as exc:
-        return [f"{MANIFEST}: cannot re-run the samples ({type(exc).__name__}: {exc})"]
+        return Verification([f"{model.get('file')}: cannot be run: {exc.message}"], 0)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        return Verification([f"{MANIFEST}: cannot re-run the samples ({type(exc).__name__}: {exc})"], 0)
     problems = []
     for i, (sample, got) in enumerate(zip(samples, outputs, strict=True)):
         expected = np.asarray(sample["expected_output"], dtype=np.float64)
         diff = float(np.abs(got - expected).max())
         if int(got.argmax()) != sample["expected_top1"] or diff > 1e-4 + 1e-4 * float(np.abs(expected).max()):
             problems.append(f"{model['file']}: sample {i} gives a different output now (max |diff| {diff:.3g})")
-    return problems
+    return Verification(problems, len(samples))

@@ -65,19 +65,26 @@ def app_readme(manifest: dict[str, Any]) -> str:
     lines += ["- class = argmax of the scores; names in `labels.txt` (one per line, in class order)", ""]
     if model["backend"] == "tflite":
         lines += _kotlin(inp, out, in_q, out_q, pre, manifest["device"]["profile"]["runtime"]["threads"], model["file"])
+    elif model["backend"] == "onnx":
+        lines += [
+            "## Load it (Python, onnxruntime)",
+            "```python",
+            "import numpy as np, onnxruntime as ort",
+            f"session = ort.InferenceSession('{model['file']}')",
+            f"scores = session.run(None, {{'{inp['name']}': x.astype(np.float32)}})[0]  # x: preprocessed batch",
+            "```",
+        ]
     else:
         lines += [
-            "## Load it (Python, onnxruntime)" if model["backend"] == "onnx" else "## Load it",
+            "## Load it (Python, PyTorch)",
             "```python",
-            "import numpy as np, onnxruntime as ort" if model["backend"] == "onnx" else "import numpy as np",
-            f"session = ort.InferenceSession('{model['file']}')" if model["backend"] == "onnx" else "",
-            f"scores = session.run(None, {{'{inp['name']}': x.astype(np.float32)}})[0]"
-            if model["backend"] == "onnx"
-            else f"# load {model['file']} with the {model['backend']} runtime",
+            "import torch",
+            f"module = torch.export.load('{model['file']}').module()  # only a file `edgepeft verify` vouched for",
+            "scores = module(torch.from_numpy(x))  # x: preprocessed float32 batch",
             "```",
         ]
     lines += ["", "`samples.json` holds a few inputs with the outputs this exact file produced.", ""]
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def _kotlin(
@@ -89,33 +96,40 @@ def _kotlin(
     threads: int,
     file: str,
 ) -> list[str]:
-    elements = int(np.prod([d for d in inp["shape"] if isinstance(d, int)]))
-    classes = out["shape"][-1]
+    """A Kotlin snippet sized from the model's own shapes (a fixed batch of ``rows`` examples)."""
+    rows, classes = inp["shape"][0], out["shape"][-1]
+    elements = int(np.prod(inp["shape"]))
     put = (
         f"input.put((x / {in_q[0]:.8g}f {_plus(in_q[1])}).roundToInt().coerceIn(-128, 127).toByte())"
         if in_q
         else "input.putFloat(x)"
     )
-    read = (
-        f"val scores = output[0].map {{ (it - {out_q[1]}) * {out_q[0]:.8g}f }}" if out_q else "val scores = output[0]"
-    )
-    out_array = f"Array(1) {{ ByteArray({classes}) }}" if out_q else f"Array(1) {{ FloatArray({classes}) }}"
+    kind = "ByteArray" if out_q else "FloatArray"
+    score = f"(it {_plus(-out_q[1])}) * {out_q[0]:.8g}f" if out_q else "it"
     return [
         "## Load it on Android (Kotlin, LiteRT)",
         "```kotlin",
         '// build.gradle: implementation("com.google.ai.edge.litert:litert:1.4.0")',
+        '//               implementation("com.google.ai.edge.litert:litert-support:1.4.0")',
+        "import java.nio.ByteBuffer",
+        "import java.nio.ByteOrder",
+        "import kotlin.math.roundToInt",
         "import org.tensorflow.lite.Interpreter",
+        "import org.tensorflow.lite.support.common.FileUtil",
+        "",
         f'val interpreter = Interpreter(FileUtil.loadMappedFile(context, "{file}"),',
         f"    Interpreter.Options().setNumThreads({threads}))",
         f"val input = ByteBuffer.allocateDirect({elements} * {1 if in_q else 4}).order(ByteOrder.nativeOrder())",
-        f"for (raw in pixels) {{  // {elements} values, in the input's layout",
+        f"for (raw in pixels) {{  // {elements} raw values: {rows} example(s), in the input's shape and layout",
         f"    val x = raw * {pre.get('scale', 1):g}f {_plus(pre.get('offset', 0))}f",
         f"    {put}",
         "}",
-        f"val output = {out_array}",
+        f"val output = Array({rows}) {{ {kind}({classes}) }}",
         "interpreter.run(input, output)",
-        read,
-        "val label = labels[scores.indices.maxBy { scores[it] }]",
+        "val predicted = output.map { row ->",
+        f"    val scores = row.map {{ {score} }}",
+        "    labels[scores.indices.maxBy { scores[it] }]",
+        "}",
         "```",
     ]
 
@@ -156,7 +170,8 @@ def report_html(manifest: dict[str, Any], report: ProfileReport, run_metrics: di
     teacher, student = run_metrics["teacher"], run_metrics["student"]
     batch = max(report.host_latency)
     rows = "".join(
-        f"<tr><td>{b.budget}</td><td>{b.limit:g}</td><td>{b.value:.4g}</td><td>{b.unit}</td><td>{b.source}</td>"
+        f"<tr><td>{b.budget}</td><td>{b.limit:g}</td><td>{b.value:.4g}</td><td>{html.escape(b.unit)}</td>"
+        f"<td>{html.escape(b.source)}</td>"
         f"<td style='color:{'green' if b.passed else 'red'}'>{b.status}</td></tr>"
         for b in report.budgets
     )
@@ -165,7 +180,7 @@ def report_html(manifest: dict[str, Any], report: ProfileReport, run_metrics: di
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}
 td,th{{padding:4px 10px;border-bottom:1px solid #ddd}} svg text{{font-size:12px}}</style></head><body>
 <h1>{html.escape(manifest["name"])}</h1>
-<p>{report.backend} {report.precision} export for <b>{report.device}</b>: {verdict}.
+<p>{report.backend} {report.precision} export for <b>{html.escape(report.device)}</b>: {verdict}.
 Parity on {report.parity.examples} held-out examples: top-1 agreement {report.parity.top1_agreement:.2%},
 max |diff| {report.parity.max_abs_diff:.3g}.</p>
 <h2>Teacher vs student</h2>
@@ -206,7 +221,7 @@ max |diff| {report.parity.max_abs_diff:.3g}.</p>
             f"(p50 {report.host_latency[batch].p50_ms:.3g} ms, p95 {report.host_latency[batch].p95_ms:.3g} ms)",
         )
     }
-<p>Device p95: {report.device_latency.latency.p95_ms:.3g} ms ({report.device_latency.label}:
+<p>Device p95: {report.device_latency.latency.p95_ms:.3g} ms ({html.escape(report.device_latency.label)}:
 {html.escape(report.device_latency.how)}).</p>
 <h2>Budgets</h2><table><tr><th>budget</th><th>limit</th><th>value</th><th>unit</th><th>source</th><th>status</th></tr>
 {rows}</table></body></html>

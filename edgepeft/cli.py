@@ -264,7 +264,7 @@ def _prepare(ctx: typer.Context, run: Path, device: str, backend: str | None, pr
     manager = _manager(ctx)
     profile = load_profile(device, manager.devices)
     backend_cls, precision = choose_backend(profile, manager, backend, precision)  # checks the options first
-    return prepare(open_run(run, manager, runs_dir), profile, manager, backend_cls.name, precision)
+    return prepare(open_run(run, manager, runs_dir), profile, manager, backend_cls, precision)
 
 
 def _print_report(report: ProfileReport) -> None:
@@ -346,6 +346,8 @@ def deploy(
     from edgepeft.android import AdbDevice
     from edgepeft.deploy import deploy as deploy_run
 
+    if serial is not None and not push:
+        raise ConfigError("--serial names a device to push to, but --push is not given", where="--serial")
     prepared = _prepare(ctx, run, device, backend, precision, runs_dir)
     android = AdbDevice.connect(serial) if push else None  # before any work: no adb, no device -> nothing done
     with _progress() as progress:
@@ -380,7 +382,7 @@ def export_command(
     manager = _manager(ctx)
     if layout not in ("NCHW", "NHWC"):
         raise ConfigError(f"unknown layout {layout!r}", where="--layout", fix="Use NCHW or NHWC")
-    backend_cls = usable_backend(manager, backend, precision)
+    backend_cls = usable_backend(manager, backend, precision, layout)
     opened = open_run(run, manager, runs_dir)
     options = ExportOptions(precision=precision, threads=threads, input_layout=layout, batch_size=batch_size)
     folder, checked = export_run(opened, manager, backend_cls, options, out_dir, parity_thresholds({}, precision))
@@ -458,10 +460,13 @@ def verify(
     runtime the manifest names and compare with the recorded outputs."""
     from edgepeft.bundle import verify as verify_bundle
 
-    problems = verify_bundle(bundle_dir, _manager(ctx))
-    if problems:
-        raise ArtifactError(f"bundle is not intact: {'; '.join(problems)}", where=str(bundle_dir))
-    _console().print(f"{bundle_dir}: every file matches its manifest sha256 and the samples give the recorded outputs")
+    result = verify_bundle(bundle_dir, _manager(ctx))
+    if result.problems:
+        raise ArtifactError(f"bundle is not intact: {'; '.join(result.problems)}", where=str(bundle_dir))
+    _console().print(
+        f"{bundle_dir}: every file matches its manifest sha256, and {result.samples_rerun} sample inputs give the "
+        "recorded outputs"
+    )
 
 
 def check_command_names(app: typer.Typer) -> None:

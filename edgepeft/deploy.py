@@ -43,9 +43,18 @@ class Prepared:
 
 
 def prepare(
-    run: Run, profile: DeviceProfile, manager: PluginManager, backend: str | None = None, precision: str | None = None
+    run: Run,
+    profile: DeviceProfile,
+    manager: PluginManager,
+    backend: str | type[Backend] | None = None,
+    precision: str | None = None,
 ) -> Prepared:
-    backend_cls, precision = choose_backend(profile, manager, backend, precision)
+    """Load what an export for ``profile`` needs; ``backend`` may be a class already chosen with
+    :func:`choose_backend` (then ``precision`` must be given too)."""
+    if isinstance(backend, type) and precision is not None:
+        backend_cls = backend
+    else:
+        backend_cls, precision = choose_backend(profile, manager, backend, precision)  # type: ignore[arg-type]
     model, spec = run.student(manager)
     data = run.data(manager)
     options = export_options(profile, precision, calibration_inputs(data.train.x, run.resolved.recipe.seed))
@@ -100,7 +109,7 @@ def deploy(
     """
     run, profile, data, options = prepared.run, prepared.profile, prepared.data, prepared.options
     target = Path(out_dir) / f"{run.name}-{profile.name}"
-    remote = f"{REMOTE_ROOT}/{target.name}"
+    remote = f"{REMOTE_ROOT}/.{target.name}.staging"  # swapped into place once everything is there
     with atomic.atomic_directory(target) as tmp:
         checked = export_checked(
             prepared.model, prepared.backend(), options, (data.test.x, data.test.y), prepared.thresholds, tmp
@@ -109,7 +118,9 @@ def deploy(
         if push is not None:
             push.push(checked.artifact.path, f"{remote}/{checked.artifact.path.name}")
             if checked.artifact.backend == "tflite":
-                measured = push.benchmark(f"{remote}/{checked.artifact.path.name}", options.threads, options.batch_size)
+                measured = push.benchmark(
+                    f"{remote}/{checked.artifact.path.name}", profile.runtime.threads, options.batch_size
+                )
         report = profile_export(
             checked,
             options,
@@ -136,6 +147,8 @@ def deploy(
                     push.push(path, f"{remote}/{path.name}")
         zip_path = target.with_name(target.name + ".zip")
         bundle.write_zip(tmp, zip_path)
+    if push is not None:
+        push.replace_folder(remote, f"{REMOTE_ROOT}/{target.name}")
     return Deployment(target, zip_path, bundle.read_manifest(target), report)
 
 
@@ -148,7 +161,8 @@ def _manifest(prepared: Prepared, artifact: dict[str, Any], report: ProfileRepor
             "file": Path(artifact["path"]).name,
             "backend": prepared.backend.name,
             "precision": options.precision,
-            "threads": options.threads,
+            "threads": profile.runtime.threads,
+            "host_threads": options.threads,
             "batch_size": options.batch_size,
             "input_layout": options.input_layout,
             "parameters": prepared.spec.parameters,

@@ -39,8 +39,8 @@ def _unsupported_precision(cls: type[Backend], precision: str) -> ConfigError:
     )
 
 
-def usable_backend(manager: PluginManager, name: str, precision: str) -> type[Backend]:
-    """The named backend, checked to be installed here and to export ``precision``."""
+def usable_backend(manager: PluginManager, name: str, precision: str, layout: str = "NCHW") -> type[Backend]:
+    """The named backend, checked to be installed here and to export ``precision`` in ``layout``."""
     _check_precision(precision)
     cls = manager.backends.get(name, where="--backend")
     reason = cls.unavailable_reason()
@@ -48,6 +48,12 @@ def usable_backend(manager: PluginManager, name: str, precision: str) -> type[Ba
         raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
     if precision not in cls.precisions:
         raise _unsupported_precision(cls, precision)
+    if layout not in cls.layouts:
+        raise ConfigError(
+            f"backend {name!r} builds {', '.join(cls.layouts)} inputs, not {layout}",
+            where="--layout",
+            fix=f"Use --layout {cls.layouts[0]}, or a backend that builds {layout} (e.g. tflite)",
+        )
     return cls
 
 
@@ -66,6 +72,12 @@ def choose_backend(
         reason = cls.unavailable_reason()
         if reason:
             reasons.append(f"{cls.name}: {reason}")
+            continue
+        if profile.runtime.input_layout not in cls.layouts:
+            reasons.append(
+                f"{cls.name}: builds {', '.join(cls.layouts)} inputs, the profile asks for "
+                f"{profile.runtime.input_layout}"
+            )
             continue
         wanted = [precision] if precision else profile.runtime.precisions
         usable = [p for p in wanted if p in cls.precisions]
@@ -170,7 +182,12 @@ def export_run(
     model, _ = run.student(manager)
     data = run.data(manager)
     options = dataclasses.replace(options, calibration=calibration_inputs(data.train.x, run.resolved.recipe.seed))
-    target = Path(out_dir) / f"{run.name}-{backend.name}-{options.precision}"
+    suffix = (
+        ""
+        if (options.input_layout, options.batch_size) == ("NCHW", 1)
+        else f"-{options.input_layout}-b{options.batch_size}"
+    )
+    target = Path(out_dir) / f"{run.name}-{backend.name}-{options.precision}{suffix}"
     with atomic.atomic_directory(target) as tmp:
         checked = export_checked(model, backend(), options, (data.test.x, data.test.y), thresholds, tmp)
         described = checked.artifact.as_dict()

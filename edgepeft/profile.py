@@ -143,7 +143,7 @@ def check_budgets(
             f"ms @ batch {b.batch_size}",
             device_latency.label,
         ),
-        ("peak_memory_mb", b.peak_memory_mb, peak_memory_mb, "MB", "measured: host process peak"),
+        ("peak_memory_mb", b.peak_memory_mb, peak_memory_mb, "MiB", "measured on this host: process peak"),
         ("min_accuracy_retention", b.min_accuracy_retention, accuracy_retention, "x teacher", "measured"),
     ]
     return [
@@ -217,8 +217,12 @@ def profile_export(
     """Measure a checked export on this host (latency at batch 1 and the profile's batch, inference peak
     memory) and judge it against the profile's budgets; ``device_latency`` replaces the estimate."""
     batch = profile.budgets.batch_size
+    fixed = checked.artifact.inputs[0].shape[0] if checked.artifact.inputs else "batch"
+    # a fixed-shape model (TFLite) always runs its built batch: timing "batch 1" there would be that batch again
+    sizes = sorted({1, batch}) if not isinstance(fixed, int) or fixed == 1 else [batch]
     host = {
-        b: measure_latency(checked.runner, sample_batch(held_out, b), progress=progress) for b in sorted({1, batch})
+        b: measure_latency(checked.runner, sample_batch(held_out, b), min_seconds=timing_seconds, progress=progress)
+        for b in sizes
     }
     device = device_latency or estimate_device_latency(host[batch], profile)
     memory = measure_peak_memory(checked.artifact.backend, checked.artifact, options, sample_batch(held_out, batch))

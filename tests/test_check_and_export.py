@@ -113,7 +113,7 @@ def test_export_writes_the_model_and_its_description(manager, runs):
         str(out),
     )
     assert result.exit_code == 0, result.output
-    folder = out / "plain-tflite-int8"
+    folder = out / "plain-tflite-int8-NHWC-b4"
     described = json.loads((folder / "export.json").read_text())
     assert (folder / described["artifact"]["path"]).is_file()
     assert described["artifact"]["inputs"][0]["shape"] == [4, 8, 8, 1]
@@ -127,3 +127,5 @@ def test_export_rejects_bad_options_before_any_work(manager, runs):
     assert result.exit_code == 2 and "backend 'cpu' does not export int8" in result.output
     result = _cli(manager, "export", str(runs / "runs" / "plain"), "--backend", "onnx", "--layout", "NWHC")
     assert result.exit_code == 2 and "unknown layout 'NWHC'" in result.output
+    result = _cli(manager, "export", str(runs / "runs" / "plain"), "--backend", "onnx", "--layout", "NHWC")
+    assert result.exit_code == 2 and "backend 'onnx' builds NCHW inputs, not NHWC" in result.output

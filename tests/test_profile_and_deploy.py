@@ -24,6 +24,10 @@ PHONE = (
     'description = "android phone with budgets a tiny test model meets"\nextends = "android"\n'
     "[budgets]\nmin_accuracy_retention = 0.3\n"
 )
+NHWC_BOX = (
+    'description = "box whose only runtime is ONNX, asking for NHWC"\nextends = "x86-server"\n'
+    '[runtime]\nbackends = ["onnx"]\ninput_layout = "NHWC"\n'
+)
 TIGHT = 'description = "android phone no model fits"\nextends = "android"\n[budgets]\nmax_size_mb = 0.001\n'
 
 FAKE_ADB = """#!/usr/bin/env bash
@@ -48,6 +52,7 @@ def space(tmp_path_factory):
     (root / "devices").mkdir()
     (root / "devices" / "phone.toml").write_text(PHONE)
     (root / "devices" / "tight.toml").write_text(TIGHT)
+    (root / "devices" / "nhwc-box.toml").write_text(NHWC_BOX)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDGEPEFT_DEVICES_PATH", str(root / "devices"))
         manager = default_manager()
@@ -87,6 +92,11 @@ def test_profile_prints_budgets_and_exits_non_zero_when_one_fails(space, cli):
     assert report["latency_device_ms"]["source"] == "estimated"
     assert report["latency_host_ms"]["1"]["iterations"] >= 50
     assert report["peak_memory_mb"]["process_peak_mb"] > 0
+    assert report["latency_host_ms"]["1"]["iterations"] < 20_000  # --timing-seconds 0.2 (the fixture) is honoured
+    rec = json.loads(cli("profile", run, "--device", "android-recommendation", "--json").output)
+    assert list(rec["latency_host_ms"]) == ["100"]  # a fixed-batch model is only timed at its batch
+    nhwc = cli("profile", run, "--device", "nhwc-box")
+    assert nhwc.exit_code == 5 and "onnx: builds NCHW inputs, the profile asks for NHWC" in nhwc.output
     tight = cli("profile", run, "--device", "tight")
     assert tight.exit_code == 10 and "does not meet the tight budget (max_size_mb)" in tight.output
     assert not any(p.name.startswith("t-") for p in space.iterdir())
@@ -102,7 +112,14 @@ def test_android_bundle_holds_what_an_app_needs_and_verifies(space, cli):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["inputs"][0]["dtype"] == "int8" and manifest["inputs"][0]["quantization"]["scale"] > 0
     assert manifest["metrics"]["latency_device_ms"]["source"] == "estimated"
-    assert "Interpreter(" in (bundle / "README.md").read_text() and "<svg" in (bundle / "report.html").read_text()
+    readme = (bundle / "README.md").read_text()
+    quant = manifest["inputs"][0]["quantization"]
+    assert (
+        "Interpreter(" in readme and "Array(1) { ByteArray(10) }" in readme and "import java.nio.ByteBuffer" in readme
+    )
+    assert f"round(x / {quant['scale']:.8g})" in readme and "+ -" not in readme and "- -" not in readme
+    assert "setNumThreads(4)" in readme and manifest["model"]["threads"] == 4  # the device's, not this host's
+    assert "<svg" in (bundle / "report.html").read_text()
     assert cli("verify", str(bundle)).exit_code == 0
 
     model = bundle / "model.tflite"
@@ -125,6 +142,11 @@ def test_android_bundle_holds_what_an_app_needs_and_verifies(space, cli):
     changed = cli("verify", str(bundle))
     assert changed.exit_code == 8 and "model.tflite: sample 0 gives a different output now" in changed.output
 
+    del manifest["samples"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    unsampled = cli("verify", str(bundle))
+    assert unsampled.exit_code == 8 and "names no sample file" in unsampled.output
+
 
 def _fake_adb(tmp_path: Path, monkeypatch, device: str | None) -> Path:
     bin_dir = tmp_path / "bin"
@@ -146,12 +168,13 @@ def test_push_sends_the_bundle_and_records_the_device_timing(space, cli, tmp_pat
     result = cli("deploy", str(space / "runs" / "t"), "--device", "phone", "--out", str(out), "--push")
     assert result.exit_code == 0, result.output
     calls = log.read_text().splitlines()
-    remote = "/data/local/tmp/edgepeft/t-phone"
+    staging, final = "/data/local/tmp/edgepeft/.t-phone.staging", "/data/local/tmp/edgepeft/t-phone"
     assert calls[0] == "devices"
-    assert any(c.startswith("-s emulator-5554 push") and c.endswith(f"{remote}/model.tflite") for c in calls)
-    assert any(c.endswith(f"{remote}/manifest.json") for c in calls)
+    assert any(c.startswith("-s emulator-5554 push") and c.endswith(f"{staging}/model.tflite") for c in calls)
+    assert any(c.endswith(f"{staging}/manifest.json") for c in calls)
     bench = next(c for c in calls if "benchmark_model --graph" in c)
-    assert f"--graph={remote}/model.tflite" in bench and "--num_threads=" in bench
+    assert f"--graph={staging}/model.tflite" in bench and "--num_threads=4" in bench
+    assert calls[-1] == f"-s emulator-5554 shell rm -rf {final} && mv {staging} {final}"  # swapped in last
     manifest = json.loads((out / "t-phone" / "manifest.json").read_text())
     device = manifest["metrics"]["latency_device_ms"]
     assert device["source"] == "measured on the device" and device["p95_ms"] == pytest.approx(0.64)
@@ -205,3 +228,12 @@ def test_an_interrupted_deploy_leaves_the_previous_bundle_or_none(space, cli, tm
         assert visible == ["t-phone", "t-phone.zip"]
         if sig == signal.SIGINT:  # a clean interrupt removes its temporary files as well
             assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_benchmark_output_parsing_reads_every_number_format():
+    from edgepeft.android import _parse_benchmark
+
+    line = "Timings (microseconds): count=50 first=1.5e+06 curr=1.2e+06 min=1.1e+06 max=1.3e+06 avg=1.23457e+06 std=4"
+    latency = _parse_benchmark("INFO: something\n" + line, batch_size=1)
+    assert latency.mean_ms == pytest.approx(1234.57) and latency.p95_ms == pytest.approx(1300.0)
+    assert _parse_benchmark("no timings here", 1) is None

@@ -7,6 +7,7 @@ torch must be installed and an NVIDIA driver present.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.metadata
 import shutil
 from pathlib import Path
@@ -54,6 +55,9 @@ class CUDABackend(CPUBackend):
             example = example.astype(np.float16)
         artifact = super().export(model, example, directory, options)
         artifact.precision = options.precision
+        if options.precision == "fp16":  # the saved program takes and returns float16 tensors
+            artifact.inputs = [dataclasses.replace(t, dtype="float16") for t in artifact.inputs]
+            artifact.outputs = [dataclasses.replace(t, dtype="float16") for t in artifact.outputs]
         return artifact
 
     def load(self, artifact: Artifact, options: ExportOptions) -> Runner:

@@ -101,11 +101,20 @@ class ONNXBackend(Backend):
 
     @staticmethod
     def _quantize(source: Path, target: Path, options: ExportOptions, scratch: Path) -> None:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime.quantization logs progress through the root logger
+        try:
+            ONNXBackend._run_quantizer(source, target, options, scratch)
+        finally:
+            root.setLevel(level)
+
+    @staticmethod
+    def _run_quantizer(source: Path, target: Path, options: ExportOptions, scratch: Path) -> None:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         reduce_range = not has_int8_dot_product()
-        logging.getLogger("root").setLevel(logging.ERROR)  # onnxruntime.quantization logs through the root logger
         if options.precision == "int8-dynamic":
             quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)
             return

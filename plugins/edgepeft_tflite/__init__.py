@@ -116,6 +116,7 @@ class TFLiteBackend(Backend):
     requires = ("litert_torch", "torchao")
     install_hint = "pip install 'edgepeft[tflite]'"
     precisions = ("fp32", "int8", "int8-dynamic")
+    layouts = ("NCHW", "NHWC")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -195,8 +196,12 @@ class TFLiteBackend(Backend):
                     "int8 (full integer) TFLite export needs calibration inputs from the training split",
                     fix="Pass ExportOptions(calibration=...) or use --precision int8-dynamic",
                 )
-            for start in range(0, len(options.calibration), options.batch_size):
-                chunk = _fixed_batch(options.calibration[start : start + options.batch_size], options.batch_size)
+            calibration = options.calibration
+            for start in range(0, len(calibration), options.batch_size):
+                # a short last chunk is filled with real training rows, never zeros (they would skew ranges)
+                chunk = np.resize(
+                    calibration[start : start + options.batch_size], (options.batch_size, *calibration.shape[1:])
+                )
                 prepared(torch.from_numpy(self._layout(chunk, nhwc)))
         converted = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
         for submodule in converted.modules():  # exported graphs refuse .eval(); the flag is what litert checks

@@ -136,3 +136,11 @@ def test_a_batch_one_profile_still_exports_a_dynamic_batch(trained, tmp_path, ba
     )
     assert checked.artifact.inputs[0].shape[0] == "batch"
     assert checked.runner(data.test.x[:5]).shape == (5, 10)
+
+
+def test_calibration_draws_only_from_the_training_split(trained):
+    _, data, _ = trained
+    sample = calibration_inputs(data.train.x, seed=0)
+    train_rows = {row.tobytes() for row in data.train.x}
+    assert len(sample) == 256 and all(row.tobytes() in train_rows for row in sample)
+    assert np.array_equal(sample, calibration_inputs(data.train.x, seed=0))
