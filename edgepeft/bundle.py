@@ -65,6 +65,43 @@ def write_zip(source: Path, target: Path) -> None:
                 archive.write(path, f"{target.stem}/{path.relative_to(source).as_posix()}")
 
 
+MAX_BUNDLE_BYTES = 4 * 1024**3
+MAX_COMPRESSION_RATIO = 1000
+
+
+def extract_zip(archive: Path, destination: Path) -> Path:
+    """Unpack a bundle .zip safely and return the bundle folder inside it.
+
+    Refuses absolute paths, ``..``, links, more than 4 GiB unpacked and compression ratios above 1000
+    (zip bombs), checking every entry before writing anything.
+    """
+    where = str(archive)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            entries = zf.infolist()
+            total = 0
+            for info in entries:
+                path = PurePosixPath(info.filename)
+                if path.is_absolute() or ".." in path.parts or "\\" in info.filename:
+                    raise ArtifactError(f"entry {info.filename!r} points outside the bundle", where=where)
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise ArtifactError(f"entry {info.filename!r} is a link", where=where)
+                total += info.file_size
+                if total > MAX_BUNDLE_BYTES or info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+                    raise ArtifactError(
+                        f"entry {info.filename!r} unpacks to {info.file_size:,} bytes from {info.compress_size:,}",
+                        where=where,
+                        fix="This is not a bundle edgepeft wrote (it looks like a zip bomb)",
+                    )
+            roots = {PurePosixPath(i.filename).parts[0] for i in entries if i.filename.strip("/")}
+            if len(roots) != 1:
+                raise ArtifactError("a bundle .zip holds exactly one folder", where=where)
+            zf.extractall(destination)
+    except zipfile.BadZipFile as exc:
+        raise ArtifactError(f"not a valid zip file: {exc}", where=where) from None
+    return destination / roots.pop()
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.is_file():

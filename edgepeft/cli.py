@@ -454,15 +454,20 @@ def _print_parity(parity: ParityReport) -> None:
 @app.command()
 def verify(
     ctx: typer.Context,
-    bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder written by `edgepeft deploy`.")],
+    bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder or .zip written by `edgepeft deploy`.")],
 ) -> None:
     """Check every file of a bundle against manifest.json's sha256, then re-run the sample inputs with the
     runtime the manifest names and compare with the recorded outputs."""
+    import tempfile
+
+    from edgepeft.bundle import extract_zip
     from edgepeft.bundle import verify as verify_bundle
 
-    result = verify_bundle(bundle_dir, _manager(ctx))
-    if result.problems:
-        raise ArtifactError(f"bundle is not intact: {'; '.join(result.problems)}", where=str(bundle_dir))
+    with tempfile.TemporaryDirectory() as unpacked:
+        folder = extract_zip(bundle_dir, Path(unpacked)) if bundle_dir.suffix == ".zip" else bundle_dir
+        result = verify_bundle(folder, _manager(ctx))
+        if result.problems:
+            raise ArtifactError(f"bundle is not intact: {'; '.join(result.problems)}", where=str(bundle_dir))
     _console().print(
         f"{bundle_dir}: every file matches its manifest sha256, and {result.samples_rerun} sample inputs give the "
         "recorded outputs"

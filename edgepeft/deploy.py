@@ -14,6 +14,7 @@ from edgepeft.android import REMOTE_ROOT, AdbDevice
 from edgepeft.backend import Backend, ExportOptions
 from edgepeft.data import TaskData
 from edgepeft.devices import DeviceProfile, ParityThresholds, parity_thresholds
+from edgepeft.errors import ArtifactError
 from edgepeft.export import calibration_inputs, choose_backend, export_checked, export_options
 from edgepeft.models import ModelSpec
 from edgepeft.plugins import PluginManager
@@ -36,6 +37,7 @@ class Prepared:
     data: TaskData
     options: ExportOptions
     thresholds: ParityThresholds
+    manager: PluginManager
 
     @property
     def teacher_accuracy(self) -> float:
@@ -58,7 +60,8 @@ def prepare(
     model, spec = run.student(manager)
     data = run.data(manager)
     options = export_options(profile, precision, calibration_inputs(data.train.x, run.resolved.recipe.seed))
-    return Prepared(run, profile, backend_cls, model, spec, data, options, parity_thresholds(profile.parity, precision))
+    thresholds = parity_thresholds(profile.parity, precision)
+    return Prepared(run, profile, backend_cls, model, spec, data, options, thresholds, manager)
 
 
 def profile_run(prepared: Prepared, *, timing_seconds: float = 2.0, progress: Any = None) -> ProfileReport:
@@ -142,6 +145,9 @@ def deploy(
         atomic.write_text(tmp / "report.html", bundle_docs.report_html(manifest, report, run.metrics))
         bundle.finish(tmp, manifest)
         if push is not None:
+            problems = bundle.verify(tmp, prepared.manager).problems  # only a bundle that verifies goes to a device
+            if problems:
+                raise ArtifactError(f"the bundle failed its own verification: {'; '.join(problems)}", where=str(tmp))
             for path in sorted(tmp.iterdir()):
                 if path != checked.artifact.path:
                     push.push(path, f"{remote}/{path.name}")

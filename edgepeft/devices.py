@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from edgepeft.errors import ConfigError
 from edgepeft.registry import Registry
@@ -84,6 +84,16 @@ class DeviceProfile(StrictModel):
         default_factory=dict, description="Per-precision parity overrides: [parity.int8] min_top1_agreement = 0.98"
     )
     source: str = Field("", exclude=True)
+
+    @model_validator(mode="after")
+    def _budgets_can_be_met(self) -> DeviceProfile:
+        memory = self.budgets.peak_memory_mb
+        if memory is not None and memory > self.hardware.memory_mb:
+            raise ValueError(
+                f"budgets.peak_memory_mb ({memory:g}) exceeds the device's memory ({self.hardware.memory_mb} MB): "
+                "the budget can never be met"
+            )
+        return self
 
     def sha256(self) -> str:
         """Hash of the resolved profile, recorded in bundles so a later change to it is visible."""

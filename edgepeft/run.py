@@ -134,7 +134,17 @@ class Trainer:
 
         torch.manual_seed(seed)
         family = self.manager.models.get(section.model)
-        return family().build(options, data.input_shape, data.num_classes)
+        model = family().build(options, data.input_shape, data.num_classes)
+        with torch.no_grad():
+            shape = tuple(model.eval()(torch.zeros(2, *data.input_shape)).shape)
+        if shape != (2, data.num_classes):
+            raise ConfigError(
+                f"model {section.model!r} gives outputs of shape {list(shape)[1:]} for a batch, but data set "
+                f"{data.name!r} has {data.num_classes} classes",
+                where=f"{self.resolved.source}: {'teacher' if section is self.recipe.teacher else 'student'}.model",
+                fix="Use a model family that outputs one score per class",
+            )
+        return model
 
     def _report(self, model: torch.nn.Module, data: TaskData, directory: Path) -> ModelReport:
         return ModelReport(

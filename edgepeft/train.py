@@ -231,12 +231,18 @@ def fit(
             state = StepState(phase=phase, epoch=epoch, step=step, model=model)
             if on_step is not None:
                 on_step("edgepeft_before_step", state)
-            with torch.autocast("cuda", dtype=amp_dtype, enabled=cuda):  # mixed precision on a GPU
-                logits = model(batch.x)
-                terms = {"task": F.cross_entropy(logits.float(), batch.y)}
-                for technique in techniques:
-                    terms = technique.loss_terms(terms, batch, logits.float())
-                loss = sum(terms.values())
+            try:
+                with torch.autocast("cuda", dtype=amp_dtype, enabled=cuda):  # mixed precision on a GPU
+                    logits = model(batch.x)
+                    terms = {"task": F.cross_entropy(logits.float(), batch.y)}
+                    for technique in techniques:
+                        terms = technique.loss_terms(terms, batch, logits.float())
+                    loss = sum(terms.values())
+            except torch.OutOfMemoryError:
+                raise TrainingError(
+                    f"out of memory at batch size {ctx.batch_size} (step {step} of the {phase}, on {ctx.device})",
+                    fix=f"Set a smaller [data] batch_size in the recipe, e.g. {max(1, ctx.batch_size // 2)}",
+                ) from None
             if not torch.isfinite(loss):
                 kept = (
                     f"; the last good checkpoint is {checkpoint.path}"
