@@ -144,3 +144,36 @@ def test_calibration_draws_only_from_the_training_split(trained):
     train_rows = {row.tobytes() for row in data.train.x}
     assert len(sample) == 256 and all(row.tobytes() in train_rows for row in sample)
     assert np.array_equal(sample, calibration_inputs(data.train.x, seed=0))
+
+
+def test_cpu_backend_refuses_archives_that_would_unpickle(trained, tmp_path):
+    import json
+    import pickle
+    import zipfile
+
+    manager, data, model = trained
+    cls = manager.backends.get("cpu")
+    checked = export_checked(
+        model, cls(), edgepeft.ExportOptions(), (data.test.x, data.test.y), parity_thresholds({}, "fp32"), tmp_path
+    )
+
+    def rewrite(name: str, change) -> edgepeft.Artifact:
+        target = tmp_path / name
+        with zipfile.ZipFile(checked.artifact.path) as src, zipfile.ZipFile(target, "w") as dst:
+            for item in src.namelist():
+                dst.writestr(item, change(item, src.read(item)))
+        return edgepeft.Artifact("cpu", target, checked.artifact.inputs, checked.artifact.outputs)
+
+    def pickled_weight(item: str, content: bytes) -> bytes:
+        if not item.endswith("model_weights_config.json"):
+            return content
+        config = json.loads(content)
+        next(iter(config["config"].values()))["use_pickle"] = True
+        return json.dumps(config).encode()
+
+    def hostile_inputs(item: str, content: bytes) -> bytes:
+        return pickle.dumps(print) if "/sample_inputs/" in item else content  # any callable would do
+
+    for name, change, why in (("w.pt2", pickled_weight, "pickled weights"), ("s.pt2", hostile_inputs, "sample inputs")):
+        with pytest.raises(edgepeft.ExportError, match=f"holds {why}.*refused"):
+            cls().load(rewrite(name, change), edgepeft.ExportOptions())
