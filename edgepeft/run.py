@@ -90,8 +90,9 @@ def load_model(directory: Path, manager: PluginManager) -> tuple[torch.nn.Module
     try:
         load_safetensors(model, str(weights_path), strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[:2])
         raise ArtifactError(
-            f"cannot load the weights: {str(exc).splitlines()[0]}",
+            f"cannot load the weights: {detail}",
             where=str(weights_path),
             fix="The file is corrupt or belongs to another model; retrain with `edgepeft train`",
         ) from None

@@ -89,7 +89,7 @@ def _describe(error: dict) -> str:
         return "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
-    return error["msg"]
+    return error["msg"].removeprefix("Value error, ")
 
 
 def config_error(
@@ -105,8 +105,8 @@ def config_error(
     loc = [*prefix, *error["loc"]]
     line = toml_line(text, loc) if text else None
     where = f"{file}:{line}" if line else str(file)
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    what = f"{key}: {_describe(error)}"
+    key = ".".join(str(p) for p in loc)
+    what = f"{key}: {_describe(error)}" if key else _describe(error)
     if error["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, error["loc"])
         fix = "Remove or correct the key"
@@ -114,6 +114,8 @@ def config_error(
             fix += f"; allowed here: {', '.join(allowed)}"
     elif error["type"] == "missing":
         fix = "Add the key"
+    elif error["type"] == "value_error":
+        fix = "Change the values it names"
     else:
         fix = f"Got {error.get('input')!r}"
     more = len(errors) - 1
