@@ -48,28 +48,17 @@ def test_train_deploy_verify_without_network(tmp_path):
     )
     assert "network access attempted" in check.stderr  # the block is in force in these subprocesses
     edgepeft("train", str(recipe), "--runs-dir", "runs")
-    edgepeft(
-        "deploy",
-        "runs/offline",
-        "--device",
-        "android",
-        "--precision",
-        "fp32",
-        "--out",
-        "dist",
-        "--timing-seconds",
-        "0.1",
-    )
-    edgepeft(
-        "deploy",
-        "runs/offline",
-        "--device",
-        "x86-server",
-        "--precision",
-        "fp32",
-        "--out",
-        "dist",
-        "--timing-seconds",
-        "0.1",
-    )
+    for device in ("android", "x86-server"):
+        edgepeft(
+            "deploy",
+            "runs/offline",
+            "--device",
+            device,
+            "--precision",
+            "fp32",
+            "--out",
+            "dist",
+            "--timing-seconds",
+            "0.1",
+        )
     assert "sample inputs give the recorded outputs" in " ".join(edgepeft("verify", "dist/offline-android.zip").split())
