@@ -90,8 +90,12 @@ class CulpritReport:
         if self.culprit is None:
             return "no single layer stands out; the error grows gradually through the network"
         before = max((lay.relative_error for lay in self._before_culprit()), default=0.0)
+        layer = f"{self.culprit.module!r} ({self.culprit.kind})" if self.culprit.module else "the model's output"
+        after = self._before_culprit()[-1].module if self._before_culprit() else None
+        if not self.culprit.module and after:
+            layer += f" (the layers after {after!r})"
         return (
-            f"the first layer whose output diverges is {self.culprit.module!r} ({self.culprit.kind}): relative "
+            f"the first layer whose output diverges is {layer}: relative "
             f"error {self.culprit.relative_error:.3g}, against at most {before:.3g} in the layers before it"
         )
 
@@ -106,9 +110,7 @@ def torch_module_outputs(model: torch.nn.Module, x: np.ndarray) -> dict[str, tup
 
     outputs: dict[str, tuple[str, np.ndarray]] = {}
     handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
+    for name, module in model.named_modules():  # the root ("") is the model's output
 
         def hook(mod: torch.nn.Module, _args: Any, out: Any, name: str = name) -> None:
             if isinstance(out, torch.Tensor):

@@ -45,3 +45,20 @@ def test_write_error_is_a_clear_error_and_leaves_no_temporary(tmp_path, monkeypa
     with pytest.raises(EdgepeftError, match=r"could not write .*No space left on device"):
         atomic.write_text(target, "new")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["a.json"]
+
+
+def test_leftovers_of_a_killed_process_are_cleared_on_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "bundle"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".bundle.{dead.stdout.strip()}.abc123.tmp"
+    stale.mkdir()
+    (stale / "model.onnx").write_text("half")
+    mine = tmp_path / f".bundle.{os.getpid()}.live.tmp"  # a live process's work is left alone
+    mine.mkdir()
+    with atomic.atomic_directory(target) as tmp:
+        (tmp / "model.onnx").write_text("whole")
+    assert not stale.exists() and mine.exists()
+    assert (target / "model.onnx").read_text() == "whole"

@@ -67,7 +67,7 @@ def _corrupt(array: np.ndarray) -> np.ndarray:
     return broken
 
 
-def _broken_onnx_backend():
+def _broken_onnx_backend(layer: str):
     import onnx
     from edgepeft_onnx import ONNXBackend
 
@@ -77,7 +77,7 @@ def _broken_onnx_backend():
         def export(self, model, example, directory, options):
             artifact = super().export(model, example, directory, options)
             graph = onnx.load(str(artifact.path))
-            weight = next(i for i in graph.graph.initializer if i.name == "1.weight")  # first Linear of the head
+            weight = next(i for i in graph.graph.initializer if i.name == f"{layer}.weight")
             weight.CopyFrom(onnx.numpy_helper.from_array(_corrupt(onnx.numpy_helper.to_array(weight)), weight.name))
             onnx.save(graph, str(artifact.path))
             return artifact
@@ -85,7 +85,7 @@ def _broken_onnx_backend():
     return BrokenONNX
 
 
-def _broken_tflite_backend():
+def _broken_tflite_backend(layer: str):
     from ai_edge_litert import schema_py_generated as schema
     from edgepeft_tflite import TFLiteBackend, _module_path
 
@@ -115,9 +115,19 @@ def _broken_tflite_backend():
     return BrokenTFLite
 
 
-@pytest.mark.parametrize("make_backend", [_broken_onnx_backend, _broken_tflite_backend], ids=["onnx", "tflite"])
-def test_broken_export_fails_the_gate_and_the_culprit_is_named(run, tmp_path, manager, register_plugin, make_backend):
-    backend = make_backend()
+@pytest.mark.parametrize(
+    ("make_backend", "layer", "named"),
+    [
+        (_broken_onnx_backend, "1", "'1' (Linear)"),
+        (_broken_tflite_backend, "1", "'1' (Linear)"),
+        (_broken_onnx_backend, "3", "'3' (Linear)"),
+    ],
+    ids=["onnx-first-linear", "tflite-first-linear", "onnx-last-linear"],
+)
+def test_broken_export_fails_the_gate_and_the_culprit_is_named(
+    run, tmp_path, manager, register_plugin, make_backend, layer, named
+):
+    backend = make_backend(layer)
 
     class Plugin:
         @edgepeft.hookimpl
@@ -130,7 +140,7 @@ def test_broken_export_fails_the_gate_and_the_culprit_is_named(run, tmp_path, ma
         deploy(prepare(run, profile, manager, backend.name, "fp32"), tmp_path / "dist")
     message = error.value.message
     assert "top-1 agreement" in message
-    assert "the first layer whose output diverges is '1' (Linear)" in message
+    assert f"the first layer whose output diverges is {named}" in message, message
     assert not (tmp_path / "dist").exists() or not any((tmp_path / "dist").iterdir())
 
 

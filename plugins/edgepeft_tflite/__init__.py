@@ -272,13 +272,15 @@ class TFLiteBackend(Backend):
         interpreter = self._interpreter(artifact, options, debug=True)
         nhwc = options.input_layout == "NHWC" and len(artifact.inputs[0].shape) == 4
         tensors = interpreter.get_tensor_details()
+        outputs = {d["index"] for d in interpreter.get_output_details()}
         ops = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
         collected: dict[str, list[np.ndarray]] = {}
         for rows, _ in self._chunks(interpreter, x, nhwc):
             last: dict[str, np.ndarray] = {}
             for op in ops:  # execution order: a module's output is its last op's output
                 for index in op["outputs"]:
-                    path = _module_path(tensors[index]["name"]) if index >= 0 else None
+                    # the graph's output tensor is the whole model's output ("" like named_modules' root)
+                    path = "" if index in outputs else _module_path(tensors[index]["name"]) if index >= 0 else None
                     if path is not None:
                         last[path] = _dequantize(interpreter.get_tensor(index), tensors[index])
             for path, value in last.items():
