@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edgepeft import interrupts
 from edgepeft.errors import EdgepeftError
 
 
@@ -59,6 +60,7 @@ def atomic_file(path: Path, *, durable: bool = True) -> Iterator[Path]:
         if durable:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
+        interrupts.check()
         os.replace(tmp, path)
         if durable:
             _fsync_dir(path.parent)
@@ -118,6 +120,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
         raise _write_failed(path, exc) from exc
     try:
         yield tmp
+        interrupts.check()  # an interrupt must never be followed by publishing the result
         replace_directory(tmp, path)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from edgepeft.profile import ProfileReport
 
 import edgepeft
+from edgepeft import interrupts
 from edgepeft.android import REMOTE_ROOT
 from edgepeft.errors import (
     ArtifactError,
@@ -492,6 +493,7 @@ def check_command_names(app: typer.Typer) -> None:
 
 def main() -> None:
     """Console-script entry point: load plugins, let them add commands, run."""
+    interrupts.install()
     try:
         manager = _loaded_manager()
         manager.call("edgepeft_register_commands", app=app)

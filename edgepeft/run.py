@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 from pydantic import ValidationError
 
-from edgepeft import atomic
+from edgepeft import atomic, interrupts
 from edgepeft.data import TaskData
 from edgepeft.errors import ArtifactError, ConfigError, DataError, TrainingInterrupted
 from edgepeft.models import ModelSpec
@@ -246,6 +246,7 @@ class Trainer:
             logger.removeHandler(handler)
             handler.close()
         (work / CHECKPOINT).unlink(missing_ok=True)
+        interrupts.check()
         atomic.replace_directory(work, self.run_dir)
         self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics)
         return metrics

@@ -62,3 +62,15 @@ def test_leftovers_of_a_killed_process_are_cleared_on_the_next_write(tmp_path):
         (tmp / "model.onnx").write_text("whole")
     assert not stale.exists() and mine.exists()
     assert (target / "model.onnx").read_text() == "whole"
+
+
+def test_a_swallowed_interrupt_still_stops_publication(tmp_path, monkeypatch):
+    from edgepeft import interrupts
+
+    target = tmp_path / "bundle"
+    monkeypatch.setattr(interrupts, "_requested", True)  # as after a KeyboardInterrupt a library swallowed
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_directory(target) as tmp:
+        (tmp / "model.onnx").write_text("whole")
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_text(tmp_path / "x.json", "{}")
+    assert os.listdir(tmp_path) == []
