@@ -26,6 +26,7 @@ from edgepeft.errors import (
 from edgepeft.models import ModelFamily, ModelSpec
 from edgepeft.registry import Registrar
 from edgepeft.technique import Technique
+from edgepeft.torch_program import TorchProgramBackend
 from edgepeft.train import Batch, StepState, TrainContext, predict
 from edgepeft.validation import StrictModel
 
@@ -60,6 +61,7 @@ __all__ = [
     "TaskData",
     "Technique",
     "TensorSpec",
+    "TorchProgramBackend",
     "TrainContext",
     "TrainingError",
     "UnknownNameError",

@@ -237,8 +237,8 @@ def test_plugins_use_only_the_public_api():
 
     for path in [*(ROOT / "plugins").rglob("*.py"), ROOT / "devices" / "__init__.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgepeft."):
-                raise AssertionError(f"{path}: imports {node.module}; plugins use `edgepeft` only")
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("edgepeft.", "edgepeft_")):
+                raise AssertionError(f"{path}: imports {node.module}; plugins use `edgepeft`'s public API only")
             if isinstance(node, ast.ImportFrom) and node.module == "edgepeft":
                 private = [a.name for a in node.names if a.name not in edgepeft.__all__]
                 assert not private, f"{path}: imports {private}, which are not in edgepeft.__all__"

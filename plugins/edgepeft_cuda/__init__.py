@@ -6,21 +6,12 @@ torch must be installed and an NVIDIA driver present.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import importlib.metadata
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import numpy as np
-from edgepeft_cpu import CPUBackend
 
 import edgepeft
-from edgepeft import Artifact, ExportOptions, Runner
-
-if TYPE_CHECKING:
-    import torch
+from edgepeft import TorchProgramBackend
 
 
 def _no_gpu_reason() -> str | None:
@@ -37,41 +28,16 @@ def _no_gpu_reason() -> str | None:
     return None
 
 
-class CUDABackend(CPUBackend):
+class CUDABackend(TorchProgramBackend):
     name = "cuda"
     description = "torch.export program (.pt2) run by PyTorch on an NVIDIA GPU (fp32 or fp16)"
+    device = "cuda"
     precisions = ("fp32", "fp16")
     install_hint = "install a CUDA build of torch on a machine with an NVIDIA GPU"
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return super().unavailable_reason() or _no_gpu_reason()
-
-    def export(self, model: torch.nn.Module, example: np.ndarray, directory: Path, options: ExportOptions) -> Artifact:
-        if options.precision == "fp16":
-            import torch
-
-            model = copy.deepcopy(model).to(torch.float16)
-            example = example.astype(np.float16)
-        artifact = super().export(model, example, directory, options)
-        artifact.precision = options.precision
-        if options.precision == "fp16":  # the saved program takes and returns float16 tensors
-            artifact.inputs = [dataclasses.replace(t, dtype="float16") for t in artifact.inputs]
-            artifact.outputs = [dataclasses.replace(t, dtype="float16") for t in artifact.outputs]
-        return artifact
-
-    def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
-        import torch
-
-        module = torch.export.load(str(artifact.path)).module().to("cuda")
-        dtype = torch.float16 if artifact.precision == "fp16" else torch.float32
-
-        def run(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                batch = torch.from_numpy(np.ascontiguousarray(x)).to("cuda", dtype)
-                return module(batch).float().cpu().numpy()  # .cpu() waits for the GPU, so timings are honest
-
-        return run
 
 
 @edgepeft.hookimpl
