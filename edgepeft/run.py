@@ -90,7 +90,7 @@ def load_model(directory: Path, manager: PluginManager) -> tuple[torch.nn.Module
     try:
         load_safetensors(model, str(weights_path), strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
-        detail = " ".join(line.strip() for line in str(exc).splitlines()[:2])
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[:2]).rstrip(".")
         raise ArtifactError(
             f"cannot load the weights: {detail}",
             where=str(weights_path),
