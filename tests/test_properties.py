@@ -53,18 +53,24 @@ def test_extends_merge_keeps_every_child_key_and_every_parent_key_it_does_not_ov
             node = node[key]
         assert node == value
     for path, value in _leaves(parent):
-        node, overridden = merged, False
-        for depth, key in enumerate(path):
-            prefix = path[: depth + 1]
-            child_node = child
-            for k in prefix:
-                child_node = child_node.get(k) if isinstance(child_node, dict) else None
-            if child_node is not None and not isinstance(child_node, dict):
-                overridden = True
-                break
-            node = node[key]
-        if not overridden:
+        if not _overridden(child, path):
+            node = merged
+            for key in path:
+                node = node[key]
             assert node == value
+
+
+def _overridden(child: dict, path: tuple) -> bool:
+    """Whether ``child`` replaces the parent's value at ``path``: it sets that key itself, or sets a
+    non-table value at one of its prefixes."""
+    node: object = child
+    for depth, key in enumerate(path):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+        if depth == len(path) - 1 or not isinstance(node, dict):
+            return True
+    return False
 
 
 file_names = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=10).map(lambda s: s + ".bin")
