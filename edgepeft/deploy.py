@@ -15,10 +15,10 @@ from edgepeft.backend import Backend, ExportOptions
 from edgepeft.data import TaskData
 from edgepeft.devices import DeviceProfile, ParityThresholds, parity_thresholds
 from edgepeft.errors import ArtifactError
-from edgepeft.export import calibration_inputs, choose_backend, export_checked, export_options
+from edgepeft.export import CheckedExport, calibration_inputs, choose_backend, export_checked, export_options
 from edgepeft.models import ModelSpec
 from edgepeft.plugins import PluginManager
-from edgepeft.profile import ProfileReport, profile_export
+from edgepeft.profile import DeviceLatency, ProfileReport, profile_export
 from edgepeft.run import WEIGHTS, Run
 
 if TYPE_CHECKING:
@@ -42,6 +42,31 @@ class Prepared:
     @property
     def teacher_accuracy(self) -> float:
         return self.run.metrics["teacher"]["test_accuracy"]
+
+    def export(self, directory: Path) -> CheckedExport:
+        """Export into ``directory`` through the parity gate on the held-out test split."""
+        held_out = (self.data.test.x, self.data.test.y)
+        return export_checked(self.model, self.backend(), self.options, held_out, self.thresholds, directory)
+
+    def measure(
+        self,
+        checked: CheckedExport,
+        *,
+        device_latency: DeviceLatency | None = None,
+        timing_seconds: float = 2.0,
+        progress: Any = None,
+    ) -> ProfileReport:
+        """Time, size and judge ``checked`` against the profile's budgets."""
+        return profile_export(
+            checked,
+            self.options,
+            self.profile,
+            self.data.test.x,
+            self.teacher_accuracy,
+            device_latency=device_latency,
+            timing_seconds=timing_seconds,
+            progress=progress,
+        )
 
 
 def prepare(
@@ -67,23 +92,8 @@ def prepare(
 def profile_run(prepared: Prepared, *, timing_seconds: float = 2.0, progress: Any = None) -> ProfileReport:
     """Export into a scratch folder, gate on parity and measure; nothing is kept."""
     with tempfile.TemporaryDirectory() as scratch:
-        checked = export_checked(
-            prepared.model,
-            prepared.backend(),
-            prepared.options,
-            (prepared.data.test.x, prepared.data.test.y),
-            prepared.thresholds,
-            Path(scratch),
-        )
-        return profile_export(
-            checked,
-            prepared.options,
-            prepared.profile,
-            prepared.data.test.x,
-            prepared.teacher_accuracy,
-            timing_seconds=timing_seconds,
-            progress=progress,
-        )
+        checked = prepared.export(Path(scratch))
+        return prepared.measure(checked, timing_seconds=timing_seconds, progress=progress)
 
 
 @dataclass
@@ -114,9 +124,7 @@ def deploy(
     target = Path(out_dir) / f"{run.name}-{profile.name}"
     remote = f"{REMOTE_ROOT}/.{target.name}.staging"  # swapped into place once everything is there
     with atomic.atomic_directory(target) as tmp:
-        checked = export_checked(
-            prepared.model, prepared.backend(), options, (data.test.x, data.test.y), prepared.thresholds, tmp
-        )
+        checked = prepared.export(tmp)
         measured = None
         if push is not None:
             push.push(checked.artifact.path, f"{remote}/{checked.artifact.path.name}")
@@ -124,16 +132,7 @@ def deploy(
                 measured = push.benchmark(
                     f"{remote}/{checked.artifact.path.name}", profile.runtime.threads, options.batch_size
                 )
-        report = profile_export(
-            checked,
-            options,
-            profile,
-            data.test.x,
-            prepared.teacher_accuracy,
-            device_latency=measured,
-            timing_seconds=timing_seconds,
-            progress=progress,
-        )
+        report = prepared.measure(checked, device_latency=measured, timing_seconds=timing_seconds, progress=progress)
         manifest = _manifest(prepared, checked.artifact.as_dict(), report, target.name)
         atomic.write_text(tmp / "labels.txt", "\n".join(data.labels) + "\n")
         samples = data.test.x[: bundle_docs.SAMPLES]
