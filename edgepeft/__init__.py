@@ -25,7 +25,7 @@ from edgepeft.errors import (
 )
 from edgepeft.models import ModelFamily, ModelSpec
 from edgepeft.registry import Registrar
-from edgepeft.technique import Technique
+from edgepeft.technique import Compressed, Technique
 from edgepeft.torch_program import TorchProgramBackend
 from edgepeft.train import Batch, StepState, TrainContext, predict
 from edgepeft.validation import StrictModel
@@ -41,6 +41,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "Batch",
+    "Compressed",
     "ConfigError",
     "DataError",
     "Dataset",

@@ -25,6 +25,15 @@ class ModelFamily(ABC):
         """A freshly initialised model taking ``(batch, *input_shape)`` and returning class logits."""
 
 
+class ModelEdit(BaseModel):
+    """An architecture change a technique made after the model was built (``Technique.rebuild`` replays it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    technique: str
+    record: dict[str, Any]
+
+
 class ModelSpec(BaseModel):
     """Everything needed to rebuild a saved model before loading its weights (``model.json``)."""
 
@@ -35,3 +44,4 @@ class ModelSpec(BaseModel):
     input_shape: list[int]
     num_classes: int
     parameters: int
+    edits: list[ModelEdit] = []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgepeft.errors import ConfigError
 from edgepeft.technique import Technique
 from edgepeft.validation import StrictModel, parse, read_toml, toml_line
 
@@ -63,10 +64,13 @@ class ResolvedRecipe:
     def to_dict(self) -> dict[str, Any]:
         """The recipe as it ran, every default written out (saved as the run's ``recipe.toml``)."""
         out = self.recipe.model_dump(mode="json", exclude={"techniques"})
-        out["data"]["options"] = self.data_options.model_dump(mode="json")
-        out["teacher"]["options"] = self.teacher_options.model_dump(mode="json")
-        out["student"]["options"] = self.student_options.model_dump(mode="json")
-        out["techniques"] = [{"name": t.name, **t.options.model_dump(mode="json")} for t in self.techniques]
+        # TOML has no null: an unset optional key is left out, which reads back as the same default.
+        out["data"]["options"] = self.data_options.model_dump(mode="json", exclude_none=True)
+        out["teacher"]["options"] = self.teacher_options.model_dump(mode="json", exclude_none=True)
+        out["student"]["options"] = self.student_options.model_dump(mode="json", exclude_none=True)
+        out["techniques"] = [
+            {"name": t.name, **t.options.model_dump(mode="json", exclude_none=True)} for t in self.techniques
+        ]
         return out
 
 
@@ -88,6 +92,9 @@ def resolve(data: dict[str, Any], text: str | None, source: str, manager: Plugin
     techniques = []
     for i, section in enumerate(recipe.techniques):
         cls = manager.techniques.get(section.name, where=where("techniques", i, "name"))
+        reason = cls.unavailable_reason()
+        if reason:
+            raise ConfigError(f"technique {cls.name!r} cannot run here: {reason}", where=where("techniques", i, "name"))
         options = parse(cls.Options, section.model_extra or {}, source, text, prefix=("techniques", i))
         techniques.append(cls(options))
     return ResolvedRecipe(

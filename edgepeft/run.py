@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from edgepeft import atomic, interrupts
 from edgepeft.data import TaskData
 from edgepeft.errors import ArtifactError, ConfigError, DataError, TrainingInterrupted
-from edgepeft.models import ModelSpec
+from edgepeft.models import ModelEdit, ModelSpec
 from edgepeft.recipe import ModelSection, ResolvedRecipe, resolve
-from edgepeft.train import Checkpointer, FitResult, StepState, TrainContext, accuracy, fit, predict
+from edgepeft.train import Checkpointer, FineTuner, FitResult, StepState, TrainContext, accuracy, fit, predict
 from edgepeft.validation import parse, read_toml
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ RECIPE = "recipe.toml"
 LOG = "train.log"
 CHECKPOINT = "checkpoint.pt"
 FINGERPRINT = "fingerprint.txt"
+PROGRESS = "progress.json"
 
 
 @dataclass
@@ -87,6 +88,8 @@ def load_model(directory: Path, manager: PluginManager) -> tuple[torch.nn.Module
     family = manager.models.get(spec.family, where=str(spec_path))
     options = parse(family.Options, spec.options, spec_path, None, prefix=("options",))
     model = family().build(options, tuple(spec.input_shape), spec.num_classes)
+    for edit in spec.edits:
+        model = manager.techniques.get(edit.technique, where=str(spec_path)).rebuild(model, edit.record)
     try:
         load_safetensors(model, str(weights_path), strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
@@ -155,13 +158,21 @@ class Trainer:
             size_bytes=(directory / WEIGHTS).stat().st_size,
         )
 
-    def _spec(self, section: ModelSection, options: Any, data: TaskData, model: torch.nn.Module) -> ModelSpec:
+    def _spec(
+        self,
+        section: ModelSection,
+        options: Any,
+        data: TaskData,
+        model: torch.nn.Module,
+        edits: Sequence[ModelEdit] = (),
+    ) -> ModelSpec:
         return ModelSpec(
             family=section.model,
             options=options.model_dump(mode="json"),
             input_shape=list(data.input_shape),
             num_classes=data.num_classes,
             parameters=count_parameters(model),
+            edits=list(edits),
         )
 
     def teacher(self, data: TaskData, ctx: TrainContext, work: Path) -> torch.nn.Module:
@@ -188,6 +199,66 @@ class Trainer:
         save_model(model, self._spec(section, options, data, model), work / "teacher")
         atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
         return model
+
+    def student(
+        self, data: TaskData, ctx: TrainContext, work: Path
+    ) -> tuple[torch.nn.Module, list[dict[str, float]], list[dict[str, Any]]]:
+        """Train the student, then let each technique compress it in recipe order (each with its own
+        recovery fine-tuning). After every stage the student is saved with a progress file, so a resumed
+        run continues after the last finished stage."""
+        section, options = self.recipe.student, self.resolved.student_options
+        techniques = self.resolved.techniques
+        folder = work / "student"
+        done = json.loads((folder / PROGRESS).read_text()) if self.resume and (folder / PROGRESS).is_file() else None
+        for technique in techniques:
+            technique.setup(ctx)
+        if done is None:
+            student = self._build(section, options, data, self.recipe.seed + 1)
+            history = self._train("student", student, section, ctx, techniques).history
+            done = {"stages_done": 0, "edits": [], "history": history, "stages": []}
+            self._save_stage(student, self._spec(section, options, data, student), folder, done)
+        else:
+            student, _ = load_model(folder, self.manager)
+            log.info("resuming after stage %d of %d", done["stages_done"], len(techniques))
+        for index, technique in enumerate(techniques[done["stages_done"] :], start=done["stages_done"]):
+            ctx.fine_tuner = self._fine_tuner(f"{technique.name}#{index + 1}", ctx)
+            before = count_parameters(student)
+            compressed = technique.compress(student, ctx)
+            ctx.fine_tuner = None
+            if compressed is not None:
+                student = compressed.model
+                if compressed.record is not None:
+                    done["edits"].append({"technique": technique.name, "record": compressed.record})
+                done["stages"].append(
+                    {
+                        "technique": technique.name,
+                        "parameters_before": before,
+                        "parameters_after": count_parameters(student),
+                        "val_accuracy": accuracy(predict(student, data.validation.x), data.validation.y),
+                        **compressed.report,
+                    }
+                )
+            done["stages_done"] = index + 1
+            spec = self._spec(section, options, data, student, [ModelEdit(**e) for e in done["edits"]])
+            self._save_stage(student, spec, folder, done)
+        (folder / PROGRESS).unlink()
+        return student, done["history"], done["stages"]
+
+    def _save_stage(self, model: torch.nn.Module, spec: ModelSpec, folder: Path, progress: dict[str, Any]) -> None:
+        save_model(model, spec, folder)
+        atomic.write_json(folder / PROGRESS, progress)
+
+    def _fine_tuner(self, stage: str, ctx: TrainContext) -> FineTuner:
+        """Fine-tuning for a compression stage: the student's section with the stage's epochs and rate, every
+        technique's loss terms, checkpoints under the phase name ``<stage>`` (``<stage>/<name>`` when the
+        technique names its phase differently)."""
+
+        def finetune(model: torch.nn.Module, name: str, epochs: int, lr: float) -> FitResult:
+            section = self.recipe.student.model_copy(update={"epochs": epochs, "lr": lr})
+            phase = stage if name == stage.split("#")[0] else f"{stage}/{name}"
+            return self._train(phase, model, section, ctx, self.resolved.techniques)
+
+        return finetune
 
     def _train(
         self,
@@ -261,14 +332,7 @@ class Trainer:
         teacher = self.teacher(data, ctx, work)
         ctx.teacher = teacher
 
-        section, options = self.recipe.student, self.resolved.student_options
-        student = self._build(section, options, data, self.recipe.seed + 1)
-        for technique in self.resolved.techniques:
-            student = technique.transform(student, ctx)
-        for technique in self.resolved.techniques:
-            technique.setup(ctx)
-        result = self._train("student", student, section, ctx, self.resolved.techniques)
-        save_model(student, self._spec(section, options, data, student), work / "student")
+        student, history, stages = self.student(data, ctx, work)
 
         reports = {
             "teacher": self._report(teacher, data, work / "teacher"),
@@ -286,7 +350,8 @@ class Trainer:
             **{name: vars(report) for name, report in reports.items()},
             "compression": reports["teacher"].parameters / reports["student"].parameters,
             "accuracy_retention": reports["student"].test_accuracy / reports["teacher"].test_accuracy,
-            "student_history": result.history,
+            "student_history": history,
+            "stages": stages,
         }
         atomic.write_json(work / METRICS, metrics)
         return metrics

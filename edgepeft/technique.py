@@ -1,12 +1,14 @@
-"""Techniques: plugins that change the student model or its training loss."""
+"""Techniques: plugins that change the student's training loss, or compress the trained student."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
 from edgepeft.data import NoOptions
+from edgepeft.requirements import NeedsPackages
 
 if TYPE_CHECKING:
     import torch
@@ -14,12 +16,30 @@ if TYPE_CHECKING:
     from edgepeft.train import Batch, TrainContext
 
 
-class Technique:
-    """Base class for technique plugins. Override any of the three steps; recipes compose them in order.
+@dataclass
+class Compressed:
+    """What :meth:`Technique.compress` returns.
 
-    1. :meth:`transform` rewrites the freshly built student (prune, factorize, share layers);
-    2. :meth:`setup` runs once before training (e.g. cache teacher outputs);
-    3. :meth:`loss_terms` adjusts the named loss terms of every training step (the total is their sum).
+    ``record`` (JSON-able) describes any change to the architecture, so that a saved student can be rebuilt
+    before its weights load: it is saved in ``model.json`` and handed back to :meth:`Technique.rebuild`.
+    ``None`` means the architecture is unchanged. ``report`` holds figures for ``metrics.json``
+    (parameters and FLOPs before and after, notes for the user).
+    """
+
+    model: torch.nn.Module
+    record: dict[str, Any] | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class Technique(NeedsPackages):
+    """Base class for technique plugins. Override what the technique needs; recipes compose them in order.
+
+    1. :meth:`setup` runs once before the student's first step (e.g. cache teacher outputs);
+    2. :meth:`loss_terms` adjusts the named loss terms of every training step (the total is their sum);
+    3. :meth:`compress` runs after the student has trained, in recipe order (prune, factorize,
+       quantization-aware fine-tuning); ``ctx.finetune`` trains the compressed model to recover, with
+       every technique's loss terms;
+    4. :meth:`rebuild` replays a recorded architecture change on a freshly built model.
     """
 
     name: ClassVar[str]
@@ -29,13 +49,18 @@ class Technique:
     def __init__(self, options: BaseModel) -> None:
         self.options = options
 
-    def transform(self, model: torch.nn.Module, ctx: TrainContext) -> torch.nn.Module:
-        """The student after this technique's change; the default leaves it as it is."""
-        return model
-
     def setup(self, ctx: TrainContext) -> None:
         """Prepare before the student's first step; the default does nothing."""
 
     def loss_terms(self, terms: dict[str, torch.Tensor], batch: Batch, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """The step's loss terms after this technique; ``terms["task"]`` is the task loss."""
         return terms
+
+    def compress(self, model: torch.nn.Module, ctx: TrainContext) -> Compressed | None:
+        """The trained student after this technique's change; the default (``None``) changes nothing."""
+        return None
+
+    @classmethod
+    def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:
+        """``model`` (freshly built, weights not loaded) with the change ``record`` describes applied."""
+        raise NotImplementedError(f"technique {cls.name!r} recorded an architecture change but cannot rebuild it")

@@ -41,15 +41,31 @@ class StepState:
     loss_terms: dict[str, float] = field(default_factory=dict)
 
 
+FineTuner = Callable[["torch.nn.Module", str, int, float], "FitResult"]
+
+
 @dataclass
 class TrainContext:
-    """What techniques see: the data, the trained teacher (if any) and where training runs."""
+    """What techniques see: the data, the trained teacher (if any) and where training runs.
+
+    ``fine_tuner`` is set by the run: it trains with every technique's loss terms, checkpoints and progress.
+    """
 
     data: TaskData
     teacher: torch.nn.Module | None
     batch_size: int
     seed: int
     device: str = "cpu"
+    fine_tuner: FineTuner | None = None
+
+    def finetune(self, model: torch.nn.Module, *, phase: str, epochs: int, lr: float) -> FitResult:
+        """Train ``model`` for ``epochs`` (e.g. to recover after compression); it keeps the weights of its
+        best validation epoch. Without a run's fine-tuner, this is a plain :func:`fit`; 0 epochs does nothing."""
+        if epochs == 0:
+            return FitResult(best_epoch=0, best_val_accuracy=float("nan"), history=[])
+        if self.fine_tuner is not None:
+            return self.fine_tuner(model, phase, epochs, lr)
+        return fit(model, self, phase=phase, epochs=epochs, lr=lr)
 
 
 @dataclass

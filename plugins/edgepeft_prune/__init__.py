@@ -1,0 +1,244 @@
+"""Technique plugin ``prune``: remove whole channels and neurons, or zero single weights, then recover.
+
+Structured pruning physically removes conv output channels and linear neurons ranked by an importance
+criterion; torch-pruning's dependency graph keeps every coupled layer consistent (the next layer's
+inputs, batch norms, depthwise convolutions, both sides of a residual add, a flatten into a linear
+layer). It prunes to a channel ratio, a parameter count or a multiply-accumulate (MAC) count. The model's
+output layer is never pruned. Unstructured magnitude pruning zeroes the smallest weights instead: it is
+reported honestly as what it is, since zeros neither shrink an exported file nor speed a dense runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+import edgepeft
+from edgepeft import Compressed, StrictModel, Technique
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+log = logging.getLogger("edgepeft.prune")
+
+MAX_ITERATIONS = 40
+UNSTRUCTURED_NOTE = (
+    "unstructured pruning only sets weights to zero: the exported file stores every weight, so it keeps its "
+    "size, and a dense runtime multiplies the zeros too, so latency does not change. Use method = "
+    '"structured" to make the model smaller and faster.'
+)
+
+
+class PruneOptions(StrictModel):
+    method: Literal["structured", "unstructured"] = Field(
+        "structured", description="structured: remove channels and neurons; unstructured: zero single weights."
+    )
+    ratio: float | None = Field(
+        None, gt=0, lt=1, description="Fraction of each layer's channels (structured) or of all weights to remove."
+    )
+    target_parameters: int | None = Field(None, gt=0, description="Structured: prune to at most this many parameters.")
+    target_macs: int | None = Field(
+        None, gt=0, description="Structured: prune to at most this many multiply-accumulates per example."
+    )
+    importance: Literal["l1", "l2", "bn-scale"] = Field(
+        "l2", description="How channels are ranked: weight magnitude (L1/L2 norm) or batch-norm scale."
+    )
+    global_ranking: bool = Field(False, description="Rank channels across all layers instead of within each layer.")
+    epochs: int = Field(3, ge=0, description="Recovery fine-tuning epochs after pruning (with the recipe's losses).")
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate of the recovery fine-tuning.")
+
+    @model_validator(mode="after")
+    def _one_goal(self) -> PruneOptions:
+        goals = [k for k in ("ratio", "target_parameters", "target_macs") if getattr(self, k) is not None]
+        if len(goals) != 1:
+            raise ValueError(f"set exactly one of ratio, target_parameters, target_macs (got {goals or 'none'})")
+        if self.method == "unstructured" and goals != ["ratio"]:
+            raise ValueError("unstructured pruning takes a ratio (the fraction of weights to zero)")
+        return self
+
+
+class Prune(Technique):
+    name = "prune"
+    description = "structured channel/neuron pruning (dependency-aware) or unstructured magnitude pruning"
+    Options = PruneOptions
+    options: PruneOptions
+    requires = ("torch_pruning",)
+
+    def compress(self, model: nn.Module, ctx: edgepeft.TrainContext) -> Compressed:
+        import torch
+
+        model = model.cpu().eval()
+        example = torch.from_numpy(ctx.data.train.x[:2])
+        before = _macs_and_parameters(model, example)
+        if self.options.method == "unstructured":
+            return self._unstructured(model, ctx, before)
+        shapes = _layer_shapes(model)
+        self._structured(model, example)
+        after = _macs_and_parameters(model, example)
+        log.info("pruned %s -> %s parameters, %s -> %s MACs", before[1], after[1], before[0], after[0])
+        ctx.finetune(model, phase=self.name, epochs=self.options.epochs, lr=self.options.lr)
+        record = {name: shape for name, shape in _layer_shapes(model).items() if shapes.get(name) != shape}
+        return Compressed(
+            model,
+            record={"layers": record},
+            report={"macs_before": before[0], "macs_after": after[0], "layers_pruned": len(record)},
+        )
+
+    def _structured(self, model: nn.Module, example: torch.Tensor) -> None:
+        import torch_pruning as tp
+
+        importance = {
+            "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+            "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+            "bn-scale": tp.importance.BNScaleImportance,
+        }[self.options.importance]()
+        ratio = self.options.ratio
+        steps = 1 if ratio is not None else MAX_ITERATIONS
+        pruner = tp.pruner.MetaPruner(
+            model,
+            example,
+            importance=importance,
+            global_pruning=self.options.global_ranking,
+            pruning_ratio=ratio if ratio is not None else 0.95,
+            iterative_steps=steps,
+            ignored_layers=_output_layers(model, example),
+        )
+        for _ in range(steps):
+            pruner.step()
+            if ratio is None and self._target_met(model, example):
+                return
+        if ratio is None:
+            macs, parameters = _macs_and_parameters(model, example)
+            raise edgepeft.ConfigError(
+                f"pruning cannot reach the target: at 95% of channels removed the model still has {parameters:,} "
+                f"parameters and {macs:,} MACs",
+                where="techniques: prune",
+                fix="Raise target_parameters / target_macs, or start from a smaller student",
+            )
+
+    def _target_met(self, model: nn.Module, example: torch.Tensor) -> bool:
+        macs, parameters = _macs_and_parameters(model, example)
+        if self.options.target_parameters is not None:
+            return parameters <= self.options.target_parameters
+        return macs <= (self.options.target_macs or 0)
+
+    def _unstructured(self, model: nn.Module, ctx: edgepeft.TrainContext, before: tuple[int, int]) -> Compressed:
+        import torch
+        from torch import nn
+        from torch.nn.utils import prune
+
+        example = torch.from_numpy(ctx.data.train.x[:2])
+        outputs = set(_output_layers(model, example))
+        targets = [(m, "weight") for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear) and m not in outputs]
+        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=self.options.ratio)
+        ctx.finetune(model, phase=self.name, epochs=self.options.epochs, lr=self.options.lr)  # masks stay applied
+        for module, attr in targets:
+            prune.remove(module, attr)
+        zeros = sum(int((m.weight == 0).sum()) for m, _ in targets)
+        total = sum(m.weight.numel() for m, _ in targets)
+        log.warning("%.1f%% of the prunable weights are zero; %s", 100 * zeros / total, UNSTRUCTURED_NOTE)
+        return Compressed(
+            model,
+            report={
+                "macs_before": before[0],
+                "macs_after": before[0],
+                "sparsity": zeros / total,
+                "note": UNSTRUCTURED_NOTE,
+            },
+        )
+
+    @classmethod
+    def rebuild(cls, model: nn.Module, record: dict[str, Any]) -> nn.Module:
+        for name, shape in record["layers"].items():
+            try:
+                module = model.get_submodule(name)
+            except AttributeError:
+                module = None
+            if module is None or type(module).__name__ != shape["type"]:
+                raise edgepeft.ArtifactError(
+                    f"the saved model was pruned at layer {name!r} ({shape['type']}), which this model does not have",
+                    fix="The model family changed since training; retrain with `edgepeft train`",
+                )
+            _resize(module, shape)
+        return model
+
+
+def _macs_and_parameters(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    import torch_pruning as tp
+
+    macs, parameters = tp.utils.count_ops_and_params(model, example[:1])
+    return int(macs), int(parameters)
+
+
+def _output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
+    """The leaf modules whose output is the model's output (pruning them would change the classes)."""
+    import torch
+
+    produced: dict[int, nn.Module] = {}
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda m, _i, out: produced.__setitem__(id(out), m)) for m in leaves]
+    try:
+        with torch.no_grad():
+            output = model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [produced[id(output)]] if id(output) in produced else []
+
+
+def _layer_shapes(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """The channel counts of every conv, linear and batch-norm layer: what structured pruning changes."""
+    from torch import nn
+
+    shapes: dict[str, dict[str, Any]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d):
+            shapes[name] = {
+                "type": type(module).__name__,
+                "in_channels": module.in_channels,
+                "out_channels": module.out_channels,
+                "groups": module.groups,
+            }
+        elif isinstance(module, nn.Linear):
+            shapes[name] = {"type": "Linear", "in_features": module.in_features, "out_features": module.out_features}
+        elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+            shapes[name] = {"type": type(module).__name__, "num_features": module.num_features}
+    return shapes
+
+
+def _resize(module: nn.Module, shape: dict[str, Any]) -> None:
+    """Give ``module`` the recorded channel counts (fresh tensors of the right shapes; weights load later)."""
+    import torch
+    from torch import nn
+
+    def fresh(*size: int) -> nn.Parameter:
+        return nn.Parameter(torch.empty(*size))
+
+    if isinstance(module, nn.Conv1d | nn.Conv2d):
+        module.in_channels, module.out_channels, module.groups = (
+            shape["in_channels"],
+            shape["out_channels"],
+            shape["groups"],
+        )
+        module.weight = fresh(module.out_channels, module.in_channels // module.groups, *module.kernel_size)
+        if module.bias is not None:
+            module.bias = fresh(module.out_channels)
+    elif isinstance(module, nn.Linear):
+        module.in_features, module.out_features = shape["in_features"], shape["out_features"]
+        module.weight = fresh(module.out_features, module.in_features)
+        if module.bias is not None:
+            module.bias = fresh(module.out_features)
+    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+        n = module.num_features = shape["num_features"]
+        if module.affine:
+            module.weight, module.bias = fresh(n), fresh(n)
+        if module.track_running_stats:
+            module.running_mean, module.running_var = torch.zeros(n), torch.ones(n)
+
+
+@edgepeft.hookimpl
+def edgepeft_register_techniques(register: edgepeft.Registrar) -> None:
+    register(Prune)
