@@ -8,9 +8,17 @@ PIP := $(PY) -m pip
 DEPS_HASH := $(shell cat pyproject.toml constraints.txt requirements-data.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 
-.PHONY: install demo test lint bench clean
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-install: $(STAMP)
+.PHONY: install data demo test lint bench clean
+
+install: $(STAMP) data
+
+# Fashion-MNIST (the realtime-vision recipe's data) comes from Debian's dataset-fashion-mnist package.
+data:
+	@test -d $(FASHION_MNIST) || apt-get install -y -q dataset-fashion-mnist >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null) \
+		|| echo "warning: could not install dataset-fashion-mnist (run: sudo apt-get install dataset-fashion-mnist)"
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -41,6 +41,7 @@ LOG = "train.log"
 CHECKPOINT = "checkpoint.pt"
 FINGERPRINT = "fingerprint.txt"
 PROGRESS = "progress.json"
+STAGES = "stages"
 
 
 @dataclass
@@ -204,49 +205,60 @@ class Trainer:
         self, data: TaskData, ctx: TrainContext, work: Path
     ) -> tuple[torch.nn.Module, list[dict[str, float]], list[dict[str, Any]]]:
         """Train the student, then let each technique compress it in recipe order (each with its own
-        recovery fine-tuning). After every stage the student is saved with a progress file, so a resumed
-        run continues after the last finished stage."""
+        recovery fine-tuning). The student after every stage is kept in ``stages/NN-<stage>/`` with a
+        progress file, so a resumed run continues after the last finished stage (and stages can be compared)."""
         section, options = self.recipe.student, self.resolved.student_options
         techniques = self.resolved.techniques
-        folder = work / "student"
-        done = json.loads((folder / PROGRESS).read_text()) if self.resume and (folder / PROGRESS).is_file() else None
+        stages = work / STAGES
+        progress_file = stages / PROGRESS
         for technique in techniques:
             technique.setup(ctx)
-        if done is None:
+        if self.resume and progress_file.is_file():
+            progress = json.loads(progress_file.read_text())
+            student, _ = load_model(stages / progress["latest"], self.manager)
+            log.info("resuming after stage %s", progress["latest"])
+        else:
+            if stages.exists():
+                shutil.rmtree(stages)
             student = self._build(section, options, data, self.recipe.seed + 1)
             history = self._train("student", student, section, ctx, techniques).history
-            done = {"stages_done": 0, "edits": [], "history": history, "stages": []}
-            self._save_stage(student, self._spec(section, options, data, student), folder, done)
-        else:
-            student, _ = load_model(folder, self.manager)
-            log.info("resuming after stage %d of %d", done["stages_done"], len(techniques))
-        for index, technique in enumerate(techniques[done["stages_done"] :], start=done["stages_done"]):
-            ctx.fine_tuner = self._fine_tuner(f"{technique.name}#{index + 1}", ctx)
+            progress = {"done": 0, "latest": "00-student", "edits": [], "history": history, "stages": []}
+            self._save_stage(student, self._spec(section, options, data, student), stages, progress)
+        for index, technique in enumerate(techniques[progress["done"] :], start=progress["done"] + 1):
+            ctx.fine_tuner = self._fine_tuner(f"{technique.name}#{index}", ctx)
             before = count_parameters(student)
             compressed = technique.compress(student, ctx)
             ctx.fine_tuner = None
-            if compressed is not None:
-                student = compressed.model
-                if compressed.record is not None:
-                    done["edits"].append({"technique": technique.name, "record": compressed.record})
-                done["stages"].append(
-                    {
-                        "technique": technique.name,
-                        "parameters_before": before,
-                        "parameters_after": count_parameters(student),
-                        "val_accuracy": accuracy(predict(student, data.validation.x), data.validation.y),
-                        **compressed.report,
-                    }
-                )
-            done["stages_done"] = index + 1
-            spec = self._spec(section, options, data, student, [ModelEdit(**e) for e in done["edits"]])
-            self._save_stage(student, spec, folder, done)
-        (folder / PROGRESS).unlink()
-        return student, done["history"], done["stages"]
+            progress["done"] = index
+            if compressed is None:
+                atomic.write_json(progress_file, progress)
+                continue
+            student = compressed.model
+            if compressed.record is not None:
+                progress["edits"].append({"technique": technique.name, "record": compressed.record})
+            progress["latest"] = f"{index:02d}-{technique.name}"
+            progress["stages"].append(
+                {
+                    "stage": progress["latest"],
+                    "parameters_before": before,
+                    "parameters_after": count_parameters(student),
+                    "val_accuracy": accuracy(predict(student, data.validation.x), data.validation.y),
+                    **compressed.report,
+                }
+            )
+            spec = self._spec(section, options, data, student, [ModelEdit(**e) for e in progress["edits"]])
+            self._save_stage(student, spec, stages, progress)
+        save_model(
+            student,
+            self._spec(section, options, data, student, [ModelEdit(**e) for e in progress["edits"]]),
+            work / "student",
+        )
+        progress_file.unlink()
+        return student, progress["history"], progress["stages"]
 
-    def _save_stage(self, model: torch.nn.Module, spec: ModelSpec, folder: Path, progress: dict[str, Any]) -> None:
-        save_model(model, spec, folder)
-        atomic.write_json(folder / PROGRESS, progress)
+    def _save_stage(self, model: torch.nn.Module, spec: ModelSpec, stages: Path, progress: dict[str, Any]) -> None:
+        save_model(model, spec, stages / progress["latest"])
+        atomic.write_json(stages / PROGRESS, progress)
 
     def _fine_tuner(self, stage: str, ctx: TrainContext) -> FineTuner:
         """Fine-tuning for a compression stage: the student's section with the stage's epochs and rate, every

@@ -16,7 +16,6 @@ from edgepeft.export import calibration_inputs, export_checked
 from edgepeft.run import count_parameters
 from edgepeft.train import TrainContext, accuracy, fit, predict
 
-
 _exports = itertools.count()
 
 

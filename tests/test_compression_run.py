@@ -1,0 +1,108 @@
+"""A recipe with compression stages: the run keeps each stage, rebuilds the final student from its recorded
+edits, exports it through the parity gate, and a run interrupted in a later stage resumes after the last one."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgepeft.cli import app
+from edgepeft.plugins import default_manager
+from edgepeft.recipe import load_recipe
+from edgepeft.run import Trainer, count_parameters, load_model
+from edgepeft.testing import tiny_recipe, write_recipe
+
+STAGED = [
+    {"name": "distill", "temperature": 4.0, "alpha": 0.7},
+    {"name": "prune", "ratio": 0.5, "epochs": 1},
+    {"name": "lowrank", "energy": 0.9, "epochs": 1},
+    {"name": "quantize", "epochs": 1},
+]
+
+
+def _staged_recipe(tmp_path: Path, name: str = "staged") -> Path:
+    recipe = tiny_recipe(name=name, techniques=STAGED)
+    recipe["student"]["options"] = {"channels": [16, 32], "hidden": 64}
+    return write_recipe(tmp_path / f"{name}.toml", recipe)
+
+
+@pytest.fixture(scope="module")
+def staged_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("staged")
+    manager = default_manager()
+    metrics = Trainer(load_recipe(_staged_recipe(root), manager), manager, root / "runs").run()
+    return manager, root / "runs" / "staged", metrics
+
+
+def test_each_stage_is_kept_and_reported(staged_run):
+    _, run, metrics = staged_run
+    assert [s["stage"] for s in metrics["stages"]] == ["02-prune", "03-lowrank", "04-quantize"]
+    assert sorted(p.name for p in (run / "stages").iterdir()) == ["00-student", "02-prune", "03-lowrank", "04-quantize"]
+    prune, lowrank, quantize = metrics["stages"]
+    assert prune["parameters_after"] < 0.35 * prune["parameters_before"]
+    assert lowrank["parameters_after"] < lowrank["parameters_before"]
+    assert quantize["parameters_after"] == lowrank["parameters_after"]
+    assert metrics["student"]["parameters"] == quantize["parameters_after"]
+    assert not (run / "stages" / "progress.json").exists()
+
+
+def test_the_final_student_rebuilds_from_its_recorded_edits(staged_run):
+    manager, run, metrics = staged_run
+    model, spec = load_model(run / "student", manager)
+    assert [e.technique for e in spec.edits] == ["prune", "lowrank"]
+    assert count_parameters(model) == metrics["student"]["parameters"]
+    earlier, _ = load_model(run / "stages" / "02-prune", manager)
+    assert [e.technique for e in load_model(run / "stages" / "02-prune", manager)[1].edits] == ["prune"]
+    assert count_parameters(earlier) == metrics["stages"][0]["parameters_after"]
+
+
+@pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("tflite", "int8")])
+def test_the_compressed_student_exports_and_passes_the_parity_gate(staged_run, backend, precision, tmp_path):
+    manager, run, _ = staged_run
+    args = ["export", str(run), "--backend", backend, "--precision", precision, "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args, obj=manager, env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "exported:" in result.output and "agreement" in result.output.lower()
+
+
+def test_a_run_stopped_in_a_late_stage_resumes_after_the_last_finished_one(tmp_path):
+    recipe = _staged_recipe(tmp_path, "resumable")
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "edgepeft", "train", str(recipe), "--runs-dir", str(runs)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    progress = runs / ".resumable.partial" / "stages" / "progress.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if progress.is_file() and json.loads(progress.read_text())["done"] >= 3:
+            proc.send_signal(signal.SIGINT)  # during the quantize stage
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    finished_before = {p.name: p.stat().st_mtime_ns for p in progress.parent.iterdir() if p.is_dir()}
+    assert set(finished_before) == {"00-student", "02-prune", "03-lowrank"}
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "edgepeft", "train", "--resume", str(runs / "resumable")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    log = (runs / "resumable" / "train.log").read_text()
+    assert "resuming after stage 03-lowrank" in log
+    for name, mtime in finished_before.items():  # earlier stages were not redone
+        assert (runs / "resumable" / "stages" / name).stat().st_mtime_ns == mtime
+    metrics = json.loads((runs / "resumable" / "metrics.json").read_text())
+    assert [s["stage"] for s in metrics["stages"]] == ["02-prune", "03-lowrank", "04-quantize"]
+    model, _ = load_model(runs / "resumable" / "student", default_manager())
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
