@@ -198,7 +198,11 @@ def devices_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="P
 def train(
     ctx: typer.Context,
     recipe: Annotated[
-        Path | None, typer.Argument(help="Recipe TOML; without it the built-in digits-distill recipe runs.")
+        Path | None,
+        typer.Argument(
+            help="Recipe TOML, or the name of a built-in recipe (digits-distill, realtime-vision); "
+            "without it digits-distill runs."
+        ),
     ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue the interrupted run RUN (runs/<name>) from its last checkpoint.")
@@ -208,7 +212,7 @@ def train(
     accelerator: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
 ) -> None:
     """Train the teacher (or reuse it), then the student with the recipe's techniques."""
-    from edgepeft.recipe import default_recipe_path, load_recipe
+    from edgepeft.recipe import default_recipe_path, find_recipe, load_recipe
     from edgepeft.run import Trainer, resume_recipe
     from edgepeft.train import resolve_accelerator
 
@@ -218,7 +222,7 @@ def train(
     if resume is not None:
         resolved, runs_dir = resume_recipe(resume, manager)
     else:
-        resolved = load_recipe(recipe or default_recipe_path(), manager)
+        resolved = load_recipe(find_recipe(recipe) if recipe else default_recipe_path(), manager)
     device = resolve_accelerator(accelerator)
     with _progress() as progress:
         trainer = Trainer(
@@ -242,6 +246,15 @@ def train(
             f"{m['size_bytes'] / 1024:.1f} KiB",
         )
     _console().print(table)
+    if metrics["stages"]:
+        stages = Table("stage", "parameters", "val accuracy", title="student compression stages")
+        for stage in metrics["stages"]:
+            stages.add_row(
+                stage["stage"],
+                f"{stage['parameters_before']:,} -> {stage['parameters_after']:,}",
+                f"{stage['val_accuracy']:.2%}",
+            )
+        _console().print(stages)
     _console().print(
         f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['accuracy_retention']:.1%} "
         f"of the teacher's accuracy -> {trainer.run_dir}"

@@ -78,6 +78,19 @@ def default_recipe_path() -> Path:
     return Path(str(importlib.resources.files("edgepeft.recipes") / DEFAULT_RECIPE))
 
 
+def builtin_recipes() -> dict[str, Path]:
+    """The recipes shipped with edgepeft, by name (``edgepeft train realtime-vision``)."""
+    folder = importlib.resources.files("edgepeft.recipes")
+    return {p.name.removesuffix(".toml"): Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def find_recipe(given: Path) -> Path:
+    """``given`` when it is a file, else the built-in recipe of that name (the file's error otherwise)."""
+    if given.exists() or given.suffix:
+        return given
+    return builtin_recipes().get(str(given), given)
+
+
 def resolve(data: dict[str, Any], text: str | None, source: str, manager: PluginManager) -> ResolvedRecipe:
     """Validate a parsed recipe against the schema and the options of the plugins it names."""
     recipe = parse(Recipe, data, source, text)

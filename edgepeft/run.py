@@ -42,6 +42,7 @@ CHECKPOINT = "checkpoint.pt"
 FINGERPRINT = "fingerprint.txt"
 PROGRESS = "progress.json"
 STAGES = "stages"
+TEACHERS = ".teachers"
 
 
 @dataclass
@@ -177,12 +178,14 @@ class Trainer:
         )
 
     def teacher(self, data: TaskData, ctx: TrainContext, work: Path) -> torch.nn.Module:
-        """The trained teacher, reused from the previous run folder when its recipe section, the data
-        section, the data itself and the seed are unchanged (a damaged cached teacher is retrained)."""
+        """The trained teacher, reused when its recipe section, the data section, the data itself and the
+        seed are unchanged: from this attempt, the previous run of this recipe, or any recipe's run that
+        trained the same teacher (``runs/.teachers/<key>/``). A damaged cached teacher is trained again."""
         section, options = self.recipe.teacher, self.resolved.teacher_options
         resolved = self.resolved.to_dict()  # defaults written out: a recipe and its resolved copy agree
         key = _fingerprint(resolved["teacher"], resolved["data"], data.fingerprint(), ctx.seed)
-        for cached in (work / "teacher", self.run_dir / "teacher"):  # this attempt's, then the last run's
+        shared = self.run_dir.parent / TEACHERS / key[:16]
+        for cached in (work / "teacher", self.run_dir / "teacher", shared):
             key_file = cached / FINGERPRINT
             if not (key_file.is_file() and key_file.read_text().strip() == key):
                 continue
@@ -199,6 +202,8 @@ class Trainer:
         self._train("teacher", model, section, ctx)
         save_model(model, self._spec(section, options, data, model), work / "teacher")
         atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
+        with atomic.atomic_directory(shared) as tmp:  # for other recipes with the same teacher and data
+            shutil.copytree(work / "teacher", tmp, dirs_exist_ok=True)
         return model
 
     def student(

@@ -57,15 +57,19 @@ class TorchProgramBackend(Backend):
         import torch
 
         refuse_pickles(artifact.path)
-        if self.device == "cpu":
-            torch.set_num_threads(options.threads)
         module = torch.export.load(str(artifact.path)).module().to(self.device)
         dtype = torch.float16 if artifact.precision == "fp16" else torch.float32
 
         def run(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, dtype)
-                return module(batch).float().cpu().numpy()  # .cpu() waits for a GPU, so timings are honest
+            process_threads = torch.get_num_threads()
+            if self.device == "cpu" and process_threads != options.threads:  # for this call, not the process
+                torch.set_num_threads(options.threads)
+            try:
+                with torch.inference_mode():
+                    batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, dtype)
+                    return module(batch).float().cpu().numpy()  # .cpu() waits for a GPU, so timings are honest
+            finally:
+                torch.set_num_threads(process_threads)
 
         return run
 

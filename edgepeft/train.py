@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class FitResult:
 
 
 StepHook = Callable[[str, StepState], None]
+
+log = logging.getLogger("edgepeft.train")
 
 
 def resolve_accelerator(accelerator: str) -> str:
@@ -290,6 +293,14 @@ def fit(
                     )
         val_acc = accuracy(predict(model, ctx.data.validation.x), ctx.data.validation.y)
         best.history.append({"epoch": epoch, "loss": running / steps_per_epoch, "val_accuracy": val_acc})
+        log.info(
+            "%s epoch %d/%d: loss %.4f, validation accuracy %.4f",
+            phase,
+            epoch,
+            epochs,
+            running / steps_per_epoch,
+            val_acc,
+        )
         if val_acc > best.best_val_accuracy:
             best.best_epoch, best.best_val_accuracy = epoch, val_acc
             best_state = copy.deepcopy(model.state_dict())

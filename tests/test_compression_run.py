@@ -64,7 +64,7 @@ def test_the_final_student_rebuilds_from_its_recorded_edits(staged_run):
     assert count_parameters(earlier) == metrics["stages"][0]["parameters_after"]
 
 
-@pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("tflite", "int8")])
+@pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("tflite", "fp32")])
 def test_the_compressed_student_exports_and_passes_the_parity_gate(staged_run, backend, precision, tmp_path):
     manager, run, _ = staged_run
     args = ["export", str(run), "--backend", backend, "--precision", precision, "--out", str(tmp_path)]

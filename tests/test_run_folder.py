@@ -12,12 +12,12 @@ from edgepeft.run import Trainer, open_run
 from edgepeft.testing import tiny_recipe
 
 
-def _train(manager, folder, **changes):
-    recipe = tiny_recipe(name="r")
+def _train(manager, folder, name="r", **changes):
+    recipe = tiny_recipe(name=name)
     recipe["teacher"]["epochs"] = recipe["student"]["epochs"] = 1
     for section, values in changes.items():
         recipe[section].update(values)
-    return Trainer(resolve(recipe, None, "r", manager), manager, folder).run()
+    return Trainer(resolve(recipe, None, name, manager), manager, folder).run()
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_a_failed_retrain_leaves_the_previous_run_intact_and_its_log_in_the_part
     assert after == before
     assert "teacher: best epoch" in (tmp_path / ".r.partial" / "train.log").read_text()
     assert (tmp_path / ".r.partial" / "checkpoint.pt").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.partial", "r"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.partial", ".teachers", "r"]
 
 
 def test_teacher_cache_follows_the_data_section(manager, trained, tmp_path):
@@ -44,6 +44,14 @@ def test_teacher_cache_follows_the_data_section(manager, trained, tmp_path):
     assert "reusing the cached teacher" in (trained / "train.log").read_text()
     _train(manager, tmp_path, data={"batch_size": 32})
     assert "reusing the cached teacher" not in (trained / "train.log").read_text()
+
+
+def test_another_recipe_with_the_same_teacher_and_data_reuses_the_teacher(manager, trained, tmp_path):
+    _train(manager, tmp_path, name="other", student={"epochs": 2})
+    log = (tmp_path / "other" / "train.log").read_text()
+    assert "reusing the cached teacher in" in log and ".teachers" in log and "teacher: best epoch" not in log
+    first, second = (json.loads((tmp_path / n / "metrics.json").read_text())["teacher"] for n in ("r", "other"))
+    assert first == second
 
 
 def test_a_damaged_cached_teacher_is_trained_again(manager, trained, tmp_path):

@@ -1,0 +1,157 @@
+"""Teacher and every stage of a compressed student, side by side in one run, on the held-out test split.
+
+    python bench/compression.py runs/realtime-vision [--threads 2] [--out bench/results]
+
+For the teacher and each kept stage (``stages/00-student``, ``02-prune``, ...): parameters, PyTorch
+accuracy, and for TFLite and ONNX at fp32 and int8 (each through the parity gate): file size, accuracy,
+p50/p95 latency at batch 1. Then the ratios a compression recipe is judged by: parameters and int8 TFLite
+size against the teacher, accuracy retention, the file-size cut of a prune stage, and int8 accuracy
+after quantization-aware training against post-training int8 of the stage before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgepeft.backend import ExportOptions
+from edgepeft.devices import parity_thresholds
+from edgepeft.errors import ParityError
+from edgepeft.export import calibration_inputs, export_checked
+from edgepeft.plugins import default_manager
+from edgepeft.profile import measure_latency, sample_batch
+from edgepeft.run import count_parameters, load_model, open_run
+from edgepeft.train import accuracy, predict
+
+EXPORTS = [("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
+
+
+@dataclass
+class Measured:
+    """One export of one model: size, accuracy, latency (or why the parity gate refused it)."""
+
+    size_bytes: int
+    accuracy: float | None
+    agreement: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    refused: str = ""
+
+
+def measure(model, backend, precision: str, data, threads: int, folder: Path) -> Measured:
+    options = ExportOptions(
+        precision=precision, threads=threads, batch_size=1, calibration=calibration_inputs(data.train.x, 0)
+    )
+    folder.mkdir(parents=True)
+    try:
+        checked = export_checked(
+            model, backend, options, (data.test.x, data.test.y), parity_thresholds({}, precision), folder
+        )
+    except ParityError as exc:
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        return Measured(size, None, None, None, None, refused=exc.what)
+    latency = measure_latency(checked.runner, sample_batch(data.test.x, 1))
+    return Measured(
+        checked.artifact.size_bytes,
+        checked.parity.accuracy,
+        checked.parity.top1_agreement,
+        latency.p50_ms,
+        latency.p95_ms,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--out", default="bench/results")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    manager = default_manager()
+    run = open_run(Path(args.run), manager)
+    data = run.data(manager)
+    folders = [run.path / "teacher", *sorted(p for p in (run.path / "stages").iterdir() if p.is_dir())]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in folders:
+            model, _ = load_model(folder, manager)
+            row = {
+                "model": folder.name,
+                "parameters": count_parameters(model),
+                "pytorch_accuracy": accuracy(predict(model, data.test.x), data.test.y),
+            }
+            for backend, precision in EXPORTS:
+                target = Path(tmp) / folder.name / f"{backend}-{precision}"
+                row[f"{backend} {precision}"] = vars(
+                    measure(model, manager.backends.get(backend)(), precision, data, args.threads, target)
+                )
+            rows.append(row)
+            print(f"measured {folder.name}", flush=True)
+    table = render(rows, run.name, len(data.test), args.threads)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"compression-{run.name}.md").write_text(table + "\n")
+    (out / f"compression-{run.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def render(rows: list[dict], run: str, examples: int, threads: int) -> str:
+    teacher = rows[0]
+    lines = [
+        f"{run}: {examples:,} held-out test examples; {threads} threads; latency at batch 1; one run",
+        "",
+        "| model | parameters | fewer than teacher | PyTorch acc | export | size KB | teacher tflite fp32 / size "
+        "| acc | retention | agreement | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    teacher_file = teacher["tflite fp32"]["size_bytes"]
+    for row in rows:
+        for name, _ in ((f"{b} {p}", None) for b, p in EXPORTS):
+            m = row[name]
+            figures = (
+                f"{m['accuracy']:.2%} | {m['accuracy'] / teacher['pytorch_accuracy']:.2%} | {m['agreement']:.2%} "
+                f"| {m['p50_ms']:.3f} | {m['p95_ms']:.3f}"
+                if m["accuracy"] is not None
+                else f"refused by the parity gate: {m['refused'][:60]} | | | |"
+            )
+            lines.append(
+                f"| {row['model']} | {row['parameters']:,} | {teacher['parameters'] / row['parameters']:.1f}x "
+                f"| {row['pytorch_accuracy']:.2%} | {name} | {m['size_bytes'] / 1024:.1f} "
+                f"| {teacher_file / m['size_bytes']:.1f}x | {figures} |"
+            )
+    lines += ["", *findings(rows)]
+    return "\n".join(lines)
+
+
+def findings(rows: list[dict]) -> list[str]:
+    """The stage-to-stage comparisons: what pruning did to file sizes, what QAT did to int8 accuracy."""
+    out = []
+    for before, after in itertools.pairwise(rows[1:]):
+        if after["model"].endswith("prune"):
+            for backend in ("onnx", "tflite"):
+                a, b = before[f"{backend} fp32"]["size_bytes"], after[f"{backend} fp32"]["size_bytes"]
+                out.append(
+                    f"- {after['model']}: {backend} fp32 file {a / 1024:.1f} KB -> {b / 1024:.1f} KB "
+                    f"({1 - b / a:.1%} smaller)"
+                )
+        if after["model"].endswith("quantize"):
+            for backend in ("onnx", "tflite"):
+                a, b = before[f"{backend} int8"]["accuracy"], after[f"{backend} int8"]["accuracy"]
+                shown = [f"{v:.2%}" if v is not None else "refused" for v in (a, b)]
+                out.append(
+                    f"- {after['model']}: {backend} int8 accuracy, post-training int8 of {before['model']} "
+                    f"{shown[0]} -> after quantization-aware training {shown[1]}"
+                )
+    return out
+
+
+if __name__ == "__main__":
+    main()
