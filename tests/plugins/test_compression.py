@@ -61,13 +61,11 @@ def _export(manager, model, data, backend: str, precision: str, tmp_path, *, min
     )
     folder = tmp_path / f"{backend}-{precision}-{next(_exports)}"
     folder.mkdir()
+    thresholds = parity_thresholds({}, precision)
+    if min_agreement is not None:  # measure rather than gate
+        thresholds = ParityThresholds(min_top1_agreement=min_agreement, max_metric_drop=1.0)
     return export_checked(
-        model,
-        manager.backends.get(backend)(),
-        options,
-        (data.test.x, data.test.y),
-        parity_thresholds({}, precision),
-        folder,
+        model, manager.backends.get(backend)(), options, (data.test.x, data.test.y), thresholds, folder
     )
 
 
