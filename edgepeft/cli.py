@@ -210,9 +210,12 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 50,
     runs_dir: Annotated[Path, typer.Option(help="Folder that receives runs/<name>/.")] = Path("runs"),
     accelerator: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Read the data set from this folder (its data_dir option).")
+    ] = None,
 ) -> None:
     """Train the teacher (or reuse it), then the student with the recipe's techniques."""
-    from edgepeft.recipe import default_recipe_path, find_recipe, load_recipe
+    from edgepeft.recipe import default_recipe_path, find_recipe, load_recipe, with_data_dir
     from edgepeft.run import Trainer, resume_recipe
     from edgepeft.train import resolve_accelerator
 
@@ -223,6 +226,8 @@ def train(
         resolved, runs_dir = resume_recipe(resume, manager)
     else:
         resolved = load_recipe(find_recipe(recipe) if recipe else default_recipe_path(), manager)
+    if data_dir is not None:
+        resolved = with_data_dir(resolved, data_dir, manager)
     device = resolve_accelerator(accelerator)
     with _progress() as progress:
         trainer = Trainer(

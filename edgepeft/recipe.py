@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,19 @@ class ResolvedRecipe:
             {"name": t.name, **t.options.model_dump(mode="json", exclude_none=True)} for t in self.techniques
         ]
         return out
+
+
+def with_data_dir(resolved: ResolvedRecipe, folder: Path, manager: PluginManager) -> ResolvedRecipe:
+    """``resolved`` reading its data set from ``folder`` (``edgepeft train --data-dir``)."""
+    dataset = manager.datasets.get(resolved.recipe.data.dataset)
+    if "data_dir" not in dataset.Options.model_fields:
+        raise ConfigError(
+            f"data set {dataset.name!r} does not read from a folder",
+            where="--data-dir",
+            fix="Drop --data-dir; set the data set's own options under [data.options] in the recipe",
+        )
+    options = dataset.Options.model_validate({**resolved.data_options.model_dump(), "data_dir": str(folder)})
+    return dataclasses.replace(resolved, data_options=options)
 
 
 def default_recipe_path() -> Path:

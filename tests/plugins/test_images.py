@@ -155,6 +155,21 @@ def test_recipe_with_a_bad_data_dir_exits_with_the_data_error_and_the_fix(tmp_pa
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
 
 
+def test_data_dir_option_points_a_built_in_recipe_at_another_folder(tmp_path):
+    folder = tmp_path / "elsewhere"
+    args = ["train", "realtime-vision", "--data-dir", str(folder), "--runs-dir", str(tmp_path / "runs")]
+    result = CliRunner().invoke(app, args, obj=default_manager(), env={"COLUMNS": "400"})
+    assert result.exit_code == 4, result.output
+    assert f"{folder}: the Fashion-MNIST folder does not exist" in " ".join(result.output.split())
+
+
+def test_data_dir_for_a_data_set_without_folders_is_a_config_error(tmp_path):
+    args = ["train", "--data-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs")]
+    result = CliRunner().invoke(app, args, obj=default_manager(), env={"COLUMNS": "400"})
+    assert result.exit_code == 2, result.output
+    assert "--data-dir" in result.output and "does not read from a folder" in result.output
+
+
 # -- image-folder --------------------------------------------------------------------------------------
 
 SHAPES = ("circle", "cross", "square")
