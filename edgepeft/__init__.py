@@ -24,6 +24,7 @@ from edgepeft.errors import (
     UnknownNameError,
 )
 from edgepeft.models import ModelFamily, ModelSpec
+from edgepeft.quiet import quiet_loggers
 from edgepeft.registry import Registrar
 from edgepeft.technique import Compressed, Technique
 from edgepeft.torch_program import TorchProgramBackend
@@ -69,5 +70,6 @@ __all__ = [
     "__version__",
     "hookimpl",
     "predict",
+    "quiet_loggers",
     "stratified_split",
 ]

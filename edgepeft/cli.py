@@ -260,6 +260,9 @@ def train(
                 f"{stage['val_accuracy']:.2%}",
             )
         _console().print(stages)
+        for stage in metrics["stages"]:
+            if stage.get("note"):
+                _console().print(f"[yellow]{stage['stage']}: {stage['note']}[/yellow]")
     _console().print(
         f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['accuracy_retention']:.1%} "
         f"of the teacher's accuracy -> {trainer.run_dir}"

@@ -34,6 +34,8 @@ def fake_quantized(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """A trainable copy of ``model`` whose convs and linears run through int8 fake quantization; its
     ``state_dict`` holds the model's own keys (the float weights) plus the quantizers' state."""
     import torch
+
+    edgepeft.quiet_loggers()
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
     from torch import nn
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import os
 import sys
 import tempfile
@@ -51,8 +50,7 @@ def _quiet_runtime_logs() -> None:
     """Keep the converter's and runtime's informational chatter off the user's terminal."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GLOG_minloglevel", "2")
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    edgepeft.quiet_loggers()
 
 
 def _interpreter_class() -> Any:
