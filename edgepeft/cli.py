@@ -73,6 +73,10 @@ app = typer.Typer(
 )
 devices_app = typer.Typer(cls=_Group, help="List device profiles, or show one.", invoke_without_command=True)
 app.add_typer(devices_app, name="devices")
+plugins_app = typer.Typer(
+    cls=_Group, help="List installed plugins, or check that one conforms.", invoke_without_command=True
+)
+app.add_typer(plugins_app, name="plugins")
 
 
 RunArgument = Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")]
@@ -116,9 +120,11 @@ def _progress():
 # -- plugins and devices -------------------------------------------------------------------------------
 
 
-@app.command()
+@plugins_app.callback()
 def plugins(ctx: typer.Context) -> None:
     """List installed plugins and what they register, with availability or how to install what is missing."""
+    if ctx.invoked_subcommand is not None:
+        return
     manager = _manager(ctx)
     table = Table(Column("name", no_wrap=True), "kind", "plugin", "distribution", "version", "status")
     used, missing = set(), []
@@ -145,6 +151,34 @@ def plugins(ctx: typer.Context) -> None:
     _console().print(table)
     for line in missing:
         _console().print(f"[yellow]unavailable[/] {line}", soft_wrap=True)
+
+
+@plugins_app.command("check")
+def plugins_check(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Plugin name, as `edgepeft plugins` lists it.")],
+) -> None:
+    """Conformance: exercise everything the plugin registers on a tiny real task; exit 3 if a check fails."""
+    from edgepeft.conformance import check_plugin
+
+    manager = _manager(ctx)
+    with _console(stderr=True).status(f"checking plugin {name} ..."):
+        results = check_plugin(name, manager)
+    colour = {"pass": "green", "fail": "red", "skip": "yellow"}
+    table = Table(
+        Column("kind", no_wrap=True), Column("name", no_wrap=True), "result", "detail", title=f"plugin {name}"
+    )
+    for r in results:
+        table.add_row(r.kind, r.name, f"[{colour[r.status]}]{r.status}[/]", r.detail)
+    _console().print(table)
+    failed = [r for r in results if r.failed]
+    if failed:
+        raise PluginError(
+            f"plugin {name!r} failed {len(failed)} of {len(results)} checks: "
+            + "; ".join(f"{r.kind} {r.name}: {r.detail}" for r in failed),
+            fix="Fix what the table above reports; docs/plugin-tutorial.md shows a conforming plugin",
+        )
+    _console().print(f"plugin {name}: {len(results)} checks, none failed")
 
 
 @devices_app.callback()

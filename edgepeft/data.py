@@ -92,6 +92,8 @@ class Dataset(NeedsPackages, ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
+    example_options: ClassVar[dict[str, Any]] = {}
+    """Options for ``edgepeft plugins check`` when the defaults alone are not valid (e.g. a required path)."""
 
     @abstractmethod
     def load(self, options: BaseModel, seed: int) -> TaskData:

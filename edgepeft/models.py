@@ -19,6 +19,8 @@ class ModelFamily(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
+    example_options: ClassVar[dict[str, Any]] = {}
+    """Options for ``edgepeft plugins check`` (which builds the family for 1x8x8 digits images)."""
 
     @abstractmethod
     def build(self, options: BaseModel, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:

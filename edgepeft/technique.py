@@ -45,6 +45,8 @@ class Technique(NeedsPackages):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
+    example_options: ClassVar[dict[str, Any]] = {}
+    """Options for ``edgepeft plugins check`` when the defaults alone are not valid (e.g. a required goal)."""
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options

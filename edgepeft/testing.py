@@ -1,6 +1,10 @@
 """pytest fixtures and helpers for plugin authors (and edgepeft's own tests).
 
-Use them from a ``conftest.py`` with ``pytest_plugins = ["edgepeft.testing"]``.
+Use them from a ``conftest.py`` with ``pytest_plugins = ["edgepeft.testing"]``. Fixtures: ``manager``,
+``register_plugin``, ``tiny_data`` (scikit-learn's digits) and ``tiny_model`` (a small CNN trained on
+it). Helpers: :func:`technique_round_trip`, :func:`backend_round_trip`, :func:`model_round_trip`,
+:func:`check_dataset` and :func:`check_plugin` (what ``edgepeft plugins check`` runs), plus
+:func:`tiny_recipe` and :func:`write_recipe` for end-to-end runs.
 """
 
 from __future__ import annotations
@@ -12,6 +16,19 @@ from typing import Any
 
 import pytest
 
+from edgepeft.conformance import (
+    CheckResult,
+    RoundTrip,
+    backend_round_trip,
+    check_dataset,
+    check_plugin,
+    export_round_trip,
+    model_round_trip,
+    technique_round_trip,
+)
+from edgepeft.conformance import tiny_data as load_tiny_data
+from edgepeft.conformance import tiny_model as build_tiny_model
+from edgepeft.data import TaskData
 from edgepeft.plugins import PluginManager, default_manager
 
 _names = itertools.count()
@@ -60,3 +77,35 @@ def register_plugin(manager: PluginManager) -> Iterator[Callable[..., str]]:
     for name in added:
         if name in manager.info:
             manager.unregister(name)
+
+
+@pytest.fixture
+def tiny_data(manager: PluginManager) -> TaskData:
+    """scikit-learn's digits, split with seed 0: train, validation and held-out test."""
+    return load_tiny_data(manager)
+
+
+@pytest.fixture
+def tiny_model(manager: PluginManager, tiny_data: TaskData) -> Any:
+    """A small CNN (about 2,500 parameters) trained on ``tiny_data`` for a few epochs."""
+    return build_tiny_model(manager, tiny_data)
+
+
+__all__ = [
+    "CheckResult",
+    "RoundTrip",
+    "backend_round_trip",
+    "build_tiny_model",
+    "check_dataset",
+    "check_plugin",
+    "export_round_trip",
+    "load_tiny_data",
+    "manager",
+    "model_round_trip",
+    "register_plugin",
+    "technique_round_trip",
+    "tiny_data",
+    "tiny_model",
+    "tiny_recipe",
+    "write_recipe",
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -72,6 +72,7 @@ class LowRank(Technique):
     description = "SVD factorization of linear and conv layers (rank by retained energy or a parameter budget)"
     Options = LowRankOptions
     options: LowRankOptions
+    example_options: ClassVar[dict[str, Any]] = {"energy": 0.9, "epochs": 1}
 
     def compress(self, model: nn.Module, ctx: edgepeft.TrainContext) -> Compressed | None:
         model = model.cpu().eval()

@@ -11,7 +11,7 @@ import functools
 import importlib.resources
 import pickle
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -226,6 +226,7 @@ class MobileNetV2(ModelFamily):
     name = "mobilenet-v2"
     description = "MobileNetV2 (torchvision layout), ImageNet weights offline; strides adjustable for small images"
     Options = MobileNetV2Options
+    example_options: ClassVar[dict[str, Any]] = {"pretrained": False, "width_mult": 0.35, "stem_stride": 1}
 
     def build(self, options: MobileNetV2Options, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
         check_inputs(options, input_shape)

@@ -11,7 +11,7 @@ reported honestly as what it is, since zeros neither shrink an exported file nor
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -65,6 +65,7 @@ class Prune(Technique):
     description = "structured channel/neuron pruning (dependency-aware) or unstructured magnitude pruning"
     Options = PruneOptions
     options: PruneOptions
+    example_options: ClassVar[dict[str, Any]] = {"ratio": 0.5, "epochs": 1}
     requires = ("torch_pruning",)
 
     def compress(self, model: nn.Module, ctx: edgepeft.TrainContext) -> Compressed:

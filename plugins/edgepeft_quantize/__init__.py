@@ -11,7 +11,7 @@ on training rows) with a smaller accuracy loss than the same student without thi
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -69,6 +69,7 @@ class Quantize(Technique):
     description = "quantization-aware fine-tuning (torchao PT2E int8 fake quantization); export with int8"
     Options = QuantizeOptions
     options: QuantizeOptions
+    example_options: ClassVar[dict[str, Any]] = {"epochs": 1}
     requires = ("torchao",)
 
     def compress(self, model: nn.Module, ctx: edgepeft.TrainContext) -> Compressed:

@@ -1,0 +1,261 @@
+"""Conformance checks for plugins (``edgepeft plugins check NAME``), and the round trips they are built on.
+
+Each thing a plugin registers is exercised on a tiny real task (scikit-learn's digits, a small CNN):
+a technique must still train a step, compress if it does, rebuild from its record, export and pass the
+parity gate; a backend must round-trip a trained model through the parity gate and give latency
+figures; a model family must build, train a step and export; a data set must load splits of consistent
+shapes; a device profile must validate. Plugin authors use the same functions in their tests through
+:mod:`edgepeft.testing`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from edgepeft.backend import Artifact, Backend, ExportOptions
+from edgepeft.data import Dataset, TaskData
+from edgepeft.devices import load_profile, parity_thresholds
+from edgepeft.errors import EdgepeftError, PluginError
+from edgepeft.export import calibration_inputs, export_checked
+from edgepeft.models import ModelFamily
+from edgepeft.parity import ParityReport
+from edgepeft.profile import Latency, measure_latency, sample_batch
+from edgepeft.technique import Technique
+from edgepeft.train import TrainContext, fit
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgepeft.plugins import PluginManager
+
+TINY_CHANNELS = (8, 16)
+TINY_HIDDEN = 16
+
+
+@dataclass
+class RoundTrip:
+    """What a round trip measured: the parity report of the export, its file and latency, and sizes."""
+
+    parity: ParityReport
+    artifact: Artifact
+    parameters_before: int
+    parameters_after: int
+    latency: Latency | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def tiny_data(manager: PluginManager, seed: int = 0) -> TaskData:
+    """scikit-learn's digits (1,797 8x8 images), split with ``seed``."""
+    cls = manager.datasets.get("digits")
+    return cls().load(cls.Options(), seed)
+
+
+def tiny_model(manager: PluginManager, data: TaskData, *, trained: bool = True, seed: int = 0) -> torch.nn.Module:
+    """A small CNN for ``data`` (about 3,000 parameters), trained for a few epochs unless ``trained=False``."""
+    import torch
+
+    cnn = manager.models.get("cnn")
+    torch.manual_seed(seed)
+    model = cnn().build(
+        cnn.Options(channels=list(TINY_CHANNELS), hidden=TINY_HIDDEN), data.input_shape, data.num_classes
+    )
+    if trained:
+        fit(model, TrainContext(data=data, teacher=None, batch_size=64, seed=seed), phase="student", epochs=4, lr=0.01)
+    return model
+
+
+def options_for(cls: type[Technique] | type[Dataset] | type[ModelFamily]) -> Any:
+    """The options a check uses: the class's ``example_options`` when it sets them, else its defaults."""
+    return cls.Options(**getattr(cls, "example_options", {}))
+
+
+def export_round_trip(
+    model: torch.nn.Module,
+    backend: Backend,
+    data: TaskData,
+    directory: Path,
+    *,
+    precision: str = "fp32",
+    timed: bool = False,
+) -> tuple[ParityReport, Artifact, Latency | None]:
+    """Export ``model`` with ``backend`` through the parity gate on ``data``'s test split (raises on a breach);
+    with ``timed``, also measure the runner's latency at batch 1."""
+    options = ExportOptions(
+        precision=precision, threads=1, batch_size=1, calibration=calibration_inputs(data.train.x, seed=0)
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    checked = export_checked(
+        model, backend, options, (data.test.x, data.test.y), parity_thresholds({}, precision), directory
+    )
+    latency = None
+    if timed:
+        latency = measure_latency(checked.runner, sample_batch(data.test.x, 1), warmup=5, min_seconds=0.2)
+    return checked.parity, checked.artifact, latency
+
+
+def technique_round_trip(
+    technique: Technique, manager: PluginManager, directory: Path, *, backend: str = "onnx"
+) -> RoundTrip:
+    """Apply ``technique`` as a recipe would to a tiny trained student (the same model is its teacher):
+    set up, train an epoch with its loss terms, compress (with its own fine-tuning), rebuild the result
+    from its record, then export through the parity gate."""
+    import torch
+
+    from edgepeft.run import count_parameters
+
+    data = tiny_data(manager)
+    student = tiny_model(manager, data)
+    ctx = TrainContext(data=data, teacher=copy.deepcopy(student), batch_size=64, seed=0)
+    technique.setup(ctx)
+    fit(student, ctx, phase="student", epochs=1, lr=0.005, techniques=[technique])
+    before = count_parameters(student)
+    compressed = technique.compress(student, ctx)
+    model = compressed.model if compressed is not None else student
+    if compressed is not None and compressed.record is not None:
+        rebuilt = type(technique).rebuild(tiny_model(manager, data, trained=False), compressed.record)
+        rebuilt.load_state_dict(model.state_dict())
+        x = torch.from_numpy(data.test.x[:16])
+        if not torch.allclose(rebuilt.eval()(x), model.eval()(x), atol=1e-5):
+            raise PluginError(f"technique {technique.name!r}: the model rebuilt from its record gives other outputs")
+    parity, artifact, _ = export_round_trip(model, manager.backends.get(backend)(), data, directory)
+    return RoundTrip(parity, artifact, before, count_parameters(model), report=compressed.report if compressed else {})
+
+
+def backend_round_trip(
+    backend: Backend, manager: PluginManager, directory: Path, *, precision: str = "fp32"
+) -> RoundTrip:
+    """Export a tiny trained CNN with ``backend`` through the parity gate and time it at batch 1."""
+    from edgepeft.run import count_parameters
+
+    data = tiny_data(manager)
+    model = tiny_model(manager, data)
+    parity, artifact, latency = export_round_trip(model, backend, data, directory, precision=precision, timed=True)
+    assert latency is not None
+    if not all(math.isfinite(v) and v > 0 for v in (latency.p50_ms, latency.p95_ms, latency.p99_ms)):
+        raise PluginError(f"backend {backend.name!r} gave latency figures that are not positive: {latency}")
+    parameters = count_parameters(model)
+    return RoundTrip(parity, artifact, parameters, parameters, latency=latency)
+
+
+def model_round_trip(family: type[ModelFamily], manager: PluginManager, directory: Path) -> RoundTrip:
+    """Build the family for digits, train it an epoch, and export it with ONNX through the parity gate."""
+    import torch
+
+    from edgepeft.run import count_parameters
+
+    data = tiny_data(manager)
+    torch.manual_seed(0)
+    model = family().build(options_for(family), data.input_shape, data.num_classes)
+    fit(model, TrainContext(data=data, teacher=None, batch_size=64, seed=0), phase="student", epochs=1, lr=0.005)
+    parity, artifact, _ = export_round_trip(model, manager.backends.get("onnx")(), data, directory)
+    parameters = count_parameters(model)
+    return RoundTrip(parity, artifact, parameters, parameters)
+
+
+def check_dataset(cls: type[Dataset]) -> TaskData:
+    """Load the data set with its example options and check its splits (shapes, labels, dtypes)."""
+    import numpy as np
+
+    data = cls().load(options_for(cls), 0)
+    data.check()
+    for split_name in ("validation", "test"):
+        split = getattr(data, split_name)
+        if split.x.shape[1:] != data.train.x.shape[1:]:
+            raise PluginError(
+                f"data set {cls.name!r}: {split_name} inputs have shape {list(split.x.shape[1:])}, "
+                f"train inputs {list(data.train.x.shape[1:])}"
+            )
+    for split in (data.train, data.validation, data.test):
+        if split.x.dtype != np.float32 or not np.issubdtype(split.y.dtype, np.integer):
+            raise PluginError(
+                f"data set {cls.name!r}: inputs must be float32 and labels integers, "
+                f"got {split.x.dtype} and {split.y.dtype}"
+            )
+    return data
+
+
+@dataclass
+class CheckResult:
+    """One conformance check: what was checked, ``pass``/``fail``/``skip``, and the figures or the reason."""
+
+    kind: str
+    name: str
+    status: str
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+
+def check_plugin(name: str, manager: PluginManager, directory: Path | None = None) -> list[CheckResult]:
+    """Run the conformance checks for everything plugin ``name`` registers."""
+    if name not in manager.info and not any(e.plugin == name for r in manager.registries.values() for e in r):
+        raise PluginError(
+            f"no installed plugin is named {name!r}",
+            fix=f"See `edgepeft plugins` for installed plugins ({', '.join(sorted(manager.info))})",
+        )
+    workspace = contextlib.nullcontext(str(directory)) if directory else tempfile.TemporaryDirectory(prefix="edgepeft-")
+    with workspace as folder:
+        root = Path(folder)
+        results = []
+        for kind, registry in manager.registries.items():
+            for entry in registry:
+                if entry.plugin == name:
+                    results.append(_run_check(kind, entry.name, entry.value, manager, root / f"{kind}-{entry.name}"))
+    if not results:
+        hooks = ", ".join(manager.hooks_of(name)) or "none"
+        results.append(CheckResult("hooks", name, "skip", f"registers nothing to exercise (hooks: {hooks})"))
+    return results
+
+
+def _run_check(kind: str, name: str, value: Any, manager: PluginManager, directory: Path) -> CheckResult:
+    reason = getattr(value, "unavailable_reason", lambda: None)()
+    if reason:
+        return CheckResult(kind, name, "fail", f"unavailable here: {reason}")
+    if kind in ("technique", "dataset", "model"):
+        try:
+            options_for(value)
+        except ValidationError as exc:
+            missing = ", ".join(".".join(map(str, e["loc"])) or e["msg"] for e in exc.errors())
+            return CheckResult(
+                kind, name, "skip", f"not exercised: its options need values ({missing}); set example_options"
+            )
+    checks: dict[str, Callable[[], str]] = {
+        "technique": lambda: _describe(technique_round_trip(value(options_for(value)), manager, directory)),
+        "backend": lambda: _describe(backend_round_trip(value(), manager, directory)),
+        "model": lambda: _describe(model_round_trip(value, manager, directory)),
+        "dataset": lambda: _describe_data(check_dataset(value)),
+        "device": lambda: f"valid profile: backends {', '.join(load_profile(name, manager.devices).runtime.backends)}",
+    }
+    try:
+        return CheckResult(kind, name, "pass", checks[kind]())
+    except EdgepeftError as exc:
+        return CheckResult(kind, name, "fail", exc.message)
+    except Exception as exc:
+        return CheckResult(kind, name, "fail", f"{type(exc).__name__}: {exc}")
+
+
+def _describe(trip: RoundTrip) -> str:
+    figures = [
+        f"parameters {trip.parameters_before:,} -> {trip.parameters_after:,}",
+        f"{trip.artifact.backend} {trip.parity.precision}: agreement {trip.parity.top1_agreement:.2%}, "
+        f"accuracy {trip.parity.accuracy:.2%}",
+    ]
+    if trip.latency is not None:
+        figures.append(f"p50 {trip.latency.p50_ms:.3f} ms, p95 {trip.latency.p95_ms:.3f} ms at batch 1")
+    return "; ".join(figures)
+
+
+def _describe_data(data: TaskData) -> str:
+    sizes = "/".join(f"{len(s):,}" for s in (data.train, data.validation, data.test))
+    return f"train/validation/test {sizes}; inputs {list(data.input_shape)}; {data.num_classes} classes"
