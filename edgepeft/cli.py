@@ -77,6 +77,8 @@ plugins_app = typer.Typer(
     cls=_Group, help="List installed plugins, or check that one conforms.", invoke_without_command=True
 )
 app.add_typer(plugins_app, name="plugins")
+plugin_app = typer.Typer(cls=_Group, help="Start a new plugin package.", no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
 
 
 RunArgument = Annotated[Path, typer.Argument(help="Run folder (runs/<name>) or run name.")]
@@ -223,6 +225,29 @@ def devices_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="P
         thresholds = parity_thresholds(profile.parity, precision).model_dump()
         table.add_row(precision, *("-" if v is None else f"{v:g}" for v in thresholds.values()))
     _console().print(table)
+
+
+# -- plugin authoring ----------------------------------------------------------------------------------
+
+
+@plugin_app.command("new")
+def plugin_new(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Plugin name: lowercase letters, digits and hyphens (e.g. my-npu).")],
+    kind: Annotated[str, typer.Option(help="What the plugin registers: technique, backend, dataset or device.")],
+    directory: Annotated[Path, typer.Option("--dir", help="Folder that receives edgepeft-NAME/.")] = Path("."),
+) -> None:
+    """Generate edgepeft-NAME/: a pip-installable plugin package of KIND whose tests pass as generated."""
+    from edgepeft.scaffold import create_plugin
+
+    plugin = create_plugin(name, kind, directory, _manager(ctx))
+    lines = [
+        f"created the {plugin.kind} plugin {plugin.name} in {plugin.folder}/:",
+        *(f"  {file}" for file in plugin.files),
+        "next:",
+        *(f"  {command}" for command in plugin.next_commands),
+    ]
+    _console().print(escape("\n".join(lines)), soft_wrap=True)
 
 
 # -- train, deploy, verify -----------------------------------------------------------------------------
