@@ -259,8 +259,8 @@ def train(
     recipe: Annotated[
         Path | None,
         typer.Argument(
-            help="Recipe TOML, or the name of a built-in recipe (digits-distill, realtime-vision); "
-            "without it digits-distill runs."
+            help="Recipe TOML, or a built-in recipe's name (digits-distill, realtime-vision, "
+            "realtime-vision-mobilenet); without it digits-distill runs."
         ),
     ] = None,
     resume: Annotated[
@@ -279,6 +279,10 @@ def train(
     from edgepeft.train import resolve_accelerator
 
     manager = _manager(ctx)
+    if resume is not None and data_dir is not None:
+        raise ConfigError(
+            "--data-dir cannot change an interrupted run's data", where="--resume", fix="Resume without --data-dir"
+        )
     if resume is not None and recipe is not None:
         raise ConfigError("give a recipe or --resume, not both", fix="--resume reads the interrupted run's own recipe")
     if resume is not None:

@@ -60,7 +60,7 @@ def tiny_data(manager: PluginManager, seed: int = 0) -> TaskData:
 
 
 def tiny_model(manager: PluginManager, data: TaskData, *, trained: bool = True, seed: int = 0) -> torch.nn.Module:
-    """A small CNN for ``data`` (about 3,000 parameters), trained for a few epochs unless ``trained=False``."""
+    """A small CNN for ``data`` (about 2,500 parameters), trained for a few epochs unless ``trained=False``."""
     import torch
 
     cnn = manager.models.get("cnn")

@@ -94,6 +94,8 @@ class Dataset(NeedsPackages, ABC):
     Options: ClassVar[type[BaseModel]] = NoOptions
     example_options: ClassVar[dict[str, Any]] = {}
     """Options for ``edgepeft plugins check`` when the defaults alone are not valid (e.g. a required path)."""
+    folder_option: ClassVar[str | None] = None
+    """The option naming the folder the data is read from, which ``edgepeft train --data-dir`` sets."""
 
     @abstractmethod
     def load(self, options: BaseModel, seed: int) -> TaskData:

@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 
 class ModelFamily(ABC):
-    """Base class for model plugins: set ``name``, ``Options`` and implement :meth:`build`."""
+    """Base class for model plugins: set ``name``, ``Options`` and implement :meth:`build`.
+
+    A family that starts from pretrained weights names that option ``pretrained``: edgepeft sets it to
+    false when it rebuilds a saved model, whose own weights are loaded next.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""

@@ -54,7 +54,14 @@ def _subclass_check(base: type, *attrs: str):
         if not (isinstance(value, type) and issubclass(value, base)):
             return f"{value!r} is not a subclass of edgepeft.{base.__name__}"
         missing = [a for a in attrs if not isinstance(getattr(value, a, None), str)]
-        return f"{value.__name__} does not set {', '.join(missing)}" if missing else None
+        if missing:
+            return f"{value.__name__} does not set {', '.join(missing)}"
+        if base is Technique and hasattr(value, "transform"):
+            return (
+                f"{value.__name__} defines transform(), which edgepeft no longer calls: change the trained "
+                "student in compress() and replay the change in rebuild() (see docs/hooks.md)"
+            )
+        return None
 
     return check
 

@@ -78,13 +78,13 @@ class ResolvedRecipe:
 def with_data_dir(resolved: ResolvedRecipe, folder: Path, manager: PluginManager) -> ResolvedRecipe:
     """``resolved`` reading its data set from ``folder`` (``edgepeft train --data-dir``)."""
     dataset = manager.datasets.get(resolved.recipe.data.dataset)
-    if "data_dir" not in dataset.Options.model_fields:
+    if dataset.folder_option is None:
         raise ConfigError(
             f"data set {dataset.name!r} does not read from a folder",
             where="--data-dir",
             fix="Drop --data-dir; set the data set's own options under [data.options] in the recipe",
         )
-    options = dataset.Options.model_validate({**resolved.data_options.model_dump(), "data_dir": str(folder)})
+    options = dataset.Options.model_validate({**resolved.data_options.model_dump(), dataset.folder_option: str(folder)})
     return dataclasses.replace(resolved, data_options=options)
 
 
@@ -119,9 +119,6 @@ def resolve(data: dict[str, Any], text: str | None, source: str, manager: Plugin
     techniques = []
     for i, section in enumerate(recipe.techniques):
         cls = manager.techniques.get(section.name, where=where("techniques", i, "name"))
-        reason = cls.unavailable_reason()
-        if reason:
-            raise ConfigError(f"technique {cls.name!r} cannot run here: {reason}", where=where("techniques", i, "name"))
         options = parse(cls.Options, section.model_extra or {}, source, text, prefix=("techniques", i))
         techniques.append(cls(options))
     return ResolvedRecipe(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import shutil
@@ -14,12 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import tomli_w
 from pydantic import ValidationError
 
 from edgepeft import atomic, interrupts
 from edgepeft.data import TaskData
-from edgepeft.errors import ArtifactError, ConfigError, DataError, TrainingInterrupted
+from edgepeft.errors import (
+    ArtifactError,
+    ConfigError,
+    DataError,
+    EdgepeftError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from edgepeft.models import ModelEdit, ModelSpec
 from edgepeft.recipe import ModelSection, ResolvedRecipe, resolve
 from edgepeft.train import Checkpointer, FineTuner, FitResult, StepState, TrainContext, accuracy, fit, predict
@@ -89,9 +98,22 @@ def load_model(directory: Path, manager: PluginManager) -> tuple[torch.nn.Module
         ) from None
     family = manager.models.get(spec.family, where=str(spec_path))
     options = parse(family.Options, spec.options, spec_path, None, prefix=("options",))
+    if "pretrained" in family.Options.model_fields:  # the saved weights replace any pretrained ones
+        options = options.model_copy(update={"pretrained": False})
     model = family().build(options, tuple(spec.input_shape), spec.num_classes)
     for edit in spec.edits:
-        model = manager.techniques.get(edit.technique, where=str(spec_path)).rebuild(model, edit.record)
+        technique = manager.techniques.get(edit.technique, where=str(spec_path))
+        try:
+            model = technique.rebuild(model, edit.record)
+        except EdgepeftError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(
+                f"technique {edit.technique!r} cannot rebuild the architecture it recorded: "
+                f"{type(exc).__name__}: {exc}",
+                where=str(spec_path),
+                fix="The file is damaged or the plugin changed; retrain with `edgepeft train`",
+            ) from None
     try:
         load_safetensors(model, str(weights_path), strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
@@ -210,8 +232,12 @@ class Trainer:
         self, data: TaskData, ctx: TrainContext, work: Path
     ) -> tuple[torch.nn.Module, list[dict[str, float]], list[dict[str, Any]]]:
         """Train the student, then let each technique compress it in recipe order (each with its own
-        recovery fine-tuning). The student after every stage is kept in ``stages/NN-<stage>/`` with a
-        progress file, so a resumed run continues after the last finished stage (and stages can be compared)."""
+        recovery fine-tuning, seeded per stage). The student after every stage is kept in
+        ``stages/NN-<stage>/`` with a progress file, so a resumed run continues after the last finished
+        stage (and stages can be compared). Each saved stage is loaded back and checked to give the same
+        outputs, so a technique whose record cannot rebuild its model fails here, not at export."""
+        import torch
+
         section, options = self.recipe.student, self.resolved.student_options
         techniques = self.resolved.techniques
         stages = work / STAGES
@@ -220,6 +246,12 @@ class Trainer:
             technique.setup(ctx)
         if self.resume and progress_file.is_file():
             progress = json.loads(progress_file.read_text())
+            if progress.get("data") != data.fingerprint():
+                raise DataError(
+                    "the data set differs from the one the interrupted run trained its student on",
+                    where=str(progress_file),
+                    fix="Restore the original data, or start the run again without --resume",
+                )
             student, _ = load_model(stages / progress["latest"], self.manager)
             log.info("resuming after stage %s", progress["latest"])
         else:
@@ -227,9 +259,17 @@ class Trainer:
                 shutil.rmtree(stages)
             student = self._build(section, options, data, self.recipe.seed + 1)
             history = self._train("student", student, section, ctx, techniques).history
-            progress = {"done": 0, "latest": "00-student", "edits": [], "history": history, "stages": []}
-            self._save_stage(student, self._spec(section, options, data, student), stages, progress)
+            progress = {
+                "done": 0,
+                "latest": "00-student",
+                "data": data.fingerprint(),
+                "edits": [],
+                "history": history,
+                "stages": [],
+            }
+            self._save_stage(student, section, options, data, stages, progress)
         for index, technique in enumerate(techniques[progress["done"] :], start=progress["done"] + 1):
+            torch.manual_seed(self.recipe.seed * 1_000 + index)  # a resumed stage draws what the original drew
             ctx.fine_tuner = self._fine_tuner(f"{technique.name}#{index}", ctx)
             before = count_parameters(student)
             compressed = technique.compress(student, ctx)
@@ -251,29 +291,49 @@ class Trainer:
                     **compressed.report,
                 }
             )
-            spec = self._spec(section, options, data, student, [ModelEdit(**e) for e in progress["edits"]])
-            self._save_stage(student, spec, stages, progress)
-        save_model(
-            student,
-            self._spec(section, options, data, student, [ModelEdit(**e) for e in progress["edits"]]),
-            work / "student",
-        )
-        progress_file.unlink()
+            self._save_stage(student, section, options, data, stages, progress)
+        shutil.copytree(stages / progress["latest"], work / "student", dirs_exist_ok=True)
         return student, progress["history"], progress["stages"]
 
-    def _save_stage(self, model: torch.nn.Module, spec: ModelSpec, stages: Path, progress: dict[str, Any]) -> None:
-        save_model(model, spec, stages / progress["latest"])
+    def _save_stage(
+        self,
+        model: torch.nn.Module,
+        section: ModelSection,
+        options: Any,
+        data: TaskData,
+        stages: Path,
+        progress: dict[str, Any],
+    ) -> None:
+        """Save the student after a stage, check it loads back to the same model, then record progress."""
+        folder = stages / progress["latest"]
+        spec = self._spec(section, options, data, model, [ModelEdit(**e) for e in progress["edits"]])
+        save_model(model, spec, folder)
+        probe = data.validation.x[:8]
+        try:
+            reloaded, _ = load_model(folder, self.manager)
+            problem = "" if np.allclose(predict(reloaded, probe), predict(model, probe), atol=1e-5) else "other outputs"
+        except ArtifactError as exc:
+            problem = exc.message
+        if problem:
+            edits = ", ".join(e["technique"] for e in progress["edits"]) or "none"
+            raise TrainingError(
+                f"the student saved after stage {progress['latest']} does not load back to the same model "
+                f"(architecture edits recorded: {edits}): {problem}",
+                where=str(folder),
+                fix="A technique changed the model without a record that rebuilds it; report it to its authors",
+            )
         atomic.write_json(stages / PROGRESS, progress)
 
     def _fine_tuner(self, stage: str, ctx: TrainContext) -> FineTuner:
         """Fine-tuning for a compression stage: the student's section with the stage's epochs and rate, every
-        technique's loss terms, checkpoints under the phase name ``<stage>`` (``<stage>/<name>`` when the
-        technique names its phase differently)."""
+        technique's loss terms, and a phase name of its own for each call (``<stage>``, ``<stage>.2``, ...),
+        so checkpoints of one call are never taken for another's."""
+        calls = itertools.count(1)
 
         def finetune(model: torch.nn.Module, name: str, epochs: int, lr: float) -> FitResult:
             section = self.recipe.student.model_copy(update={"epochs": epochs, "lr": lr})
-            phase = stage if name == stage.split("#")[0] else f"{stage}/{name}"
-            return self._train(phase, model, section, ctx, self.resolved.techniques)
+            call = next(calls)
+            return self._train(stage if call == 1 else f"{stage}.{call}", model, section, ctx, self.resolved.techniques)
 
         return finetune
 
@@ -307,6 +367,10 @@ class Trainer:
         succeeded, so a failed or interrupted run leaves the previous one intact. The partial folder keeps
         the log and the latest checkpoint; ``resume=True`` continues from it.
         """
+        for technique in self.resolved.techniques:  # checked here: loading a finished run needs none of them
+            reason = technique.unavailable_reason()
+            if reason:
+                raise ConfigError(f"technique {technique.name!r} cannot run here: {reason}", where=self.resolved.source)
         work = partial_dir(self.run_dir)
         if self.resume:
             if not work.is_dir():
@@ -334,6 +398,7 @@ class Trainer:
             logger.removeHandler(handler)
             handler.close()
         (work / CHECKPOINT).unlink(missing_ok=True)
+        (work / STAGES / PROGRESS).unlink(missing_ok=True)  # only now: a run killed before this resumes
         interrupts.check()
         atomic.replace_directory(work, self.run_dir)
         self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics)

@@ -14,6 +14,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import edgepeft
+from edgepeft.atomic import sha256_file
 from edgepeft.cli import app
 from edgepeft.plugins import default_manager
 from edgepeft.recipe import load_recipe
@@ -73,7 +75,7 @@ def test_the_compressed_student_exports_and_passes_the_parity_gate(staged_run, b
     assert "exported:" in result.output and "agreement" in result.output.lower()
 
 
-def test_a_run_stopped_in_a_late_stage_resumes_after_the_last_finished_one(tmp_path):
+def test_a_run_stopped_in_a_late_stage_resumes_after_the_last_finished_one(staged_run, tmp_path):
     recipe = _staged_recipe(tmp_path, "resumable")
     runs = tmp_path / "runs"
     command = [sys.executable, "-m", "edgepeft", "train", str(recipe), "--runs-dir", str(runs)]
@@ -104,5 +106,61 @@ def test_a_run_stopped_in_a_late_stage_resumes_after_the_last_finished_one(tmp_p
         assert (runs / "resumable" / "stages" / name).stat().st_mtime_ns == mtime
     metrics = json.loads((runs / "resumable" / "metrics.json").read_text())
     assert [s["stage"] for s in metrics["stages"]] == ["02-prune", "03-lowrank", "04-quantize"]
-    model, _ = load_model(runs / "resumable" / "student", default_manager())
-    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    # ... and it ends with exactly the weights of the uninterrupted run of the same recipe.
+    _, uninterrupted, _ = staged_run
+    for part in ("student", "stages/03-lowrank", "stages/04-quantize"):
+        resumed_weights = sha256_file(runs / "resumable" / part / "model.safetensors")
+        assert resumed_weights == sha256_file(uninterrupted / part / "model.safetensors"), part
+
+
+class _Unfaithful(edgepeft.Technique):
+    """Appends a layer but records nothing to rebuild it from."""
+
+    name = "unfaithful"
+
+    def compress(self, model, ctx):
+        model.append(torch.nn.Linear(10, 10))
+        return edgepeft.Compressed(model)
+
+
+def test_a_technique_whose_change_does_not_rebuild_fails_during_training(manager, register_plugin, tmp_path):
+    class Plugin:
+        @edgepeft.hookimpl
+        def edgepeft_register_techniques(self, register):
+            register(_Unfaithful)
+
+    register_plugin(Plugin())
+    recipe = tiny_recipe(name="unfaithful", techniques=[{"name": "unfaithful"}])
+    recipe["teacher"]["epochs"] = recipe["student"]["epochs"] = 1
+    with pytest.raises(edgepeft.TrainingError, match="does not load back to the same model"):
+        Trainer(load_recipe(write_recipe(tmp_path / "u.toml", recipe), manager), manager, tmp_path / "runs").run()
+
+
+def test_a_damaged_edit_record_is_an_artifact_error(staged_run, tmp_path):
+    import shutil
+
+    manager, run, _ = staged_run
+    copy = tmp_path / "student"
+    shutil.copytree(run / "student", copy)
+    spec = json.loads((copy / "model.json").read_text())
+    spec["edits"][0]["record"] = {"tensors": {}}
+    (copy / "model.json").write_text(json.dumps(spec))
+    with pytest.raises(edgepeft.ArtifactError, match="'prune' cannot rebuild the architecture it recorded"):
+        load_model(copy, manager)
+
+
+def test_techniques_with_the_removed_transform_step_are_refused_at_registration(manager, register_plugin):
+    class Old(edgepeft.Technique):
+        name = "old-style"
+
+        def transform(self, model, ctx):
+            return model
+
+    class Plugin:
+        @edgepeft.hookimpl
+        def edgepeft_register_techniques(self, register):
+            register(Old)
+
+    register_plugin(Plugin(), "old-plugin")
+    with pytest.raises(edgepeft.PluginError, match="defines transform"):
+        manager.techniques.get("old-style")

@@ -148,6 +148,7 @@ class FashionMNIST(Dataset):
         "the official 10,000 test images held out"
     )
     Options = FashionMNISTOptions
+    folder_option = "data_dir"
 
     def load(self, options: FashionMNISTOptions, seed: int) -> TaskData:
         folder = Path(options.data_dir).expanduser()
@@ -292,6 +293,7 @@ class ImageFolder(Dataset):
         "your own images: one subfolder per class (or train/ and test/ folders so), resized; stratified seeded split"
     )
     Options = ImageFolderOptions
+    folder_option = "path"
     requires = ("PIL",)
     install_hint = "pip install 'edgepeft[data]'"
 

@@ -100,8 +100,9 @@ class LowRank(Technique):
         for name, module in model.named_modules():
             if not name or not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.options.layers):
                 continue
-            if isinstance(module, nn.Linear) or (
-                isinstance(module, nn.Conv2d) and module.groups == 1 and module.padding_mode == "zeros"
+            # Exact types: subclasses (e.g. attention's output projection) are read as a weight by their parent.
+            if type(module) is nn.Linear or (
+                type(module) is nn.Conv2d and module.groups == 1 and module.padding_mode == "zeros"
             ):
                 matrix = module.weight.detach().reshape(module.weight.shape[0], -1)
                 found.append(Candidate(name, module, torch.linalg.svdvals(matrix), matrix.shape[1], matrix.shape[0]))

