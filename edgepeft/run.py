@@ -218,15 +218,22 @@ class Trainer:
                 break
             if cached != work / "teacher":
                 shutil.copytree(cached, work / "teacher", dirs_exist_ok=True)
+            if not shared.is_dir():
+                self._share_teacher(work / "teacher", shared)
             log.info("reusing the cached teacher in %s", cached)
             return model
         model = self._build(section, options, data, ctx.seed)
         self._train("teacher", model, section, ctx)
         save_model(model, self._spec(section, options, data, model), work / "teacher")
         atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
-        with atomic.atomic_directory(shared) as tmp:  # for other recipes with the same teacher and data
-            shutil.copytree(work / "teacher", tmp, dirs_exist_ok=True)
+        self._share_teacher(work / "teacher", shared)
         return model
+
+    @staticmethod
+    def _share_teacher(folder: Path, shared: Path) -> None:
+        """Copy a trained teacher to ``runs/.teachers/`` for other recipes with the same teacher and data."""
+        with atomic.atomic_directory(shared) as tmp:
+            shutil.copytree(folder, tmp, dirs_exist_ok=True)
 
     def student(
         self, data: TaskData, ctx: TrainContext, work: Path

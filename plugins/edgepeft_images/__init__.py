@@ -275,7 +275,15 @@ def read_images(paths: list[Path], size: tuple[int, int], grayscale: bool) -> np
 
 def _image_lists(root: Path) -> tuple[ImageList, ImageList | None]:
     """The images to split and, when ``root`` holds exactly train/ and test/, the held-out test images."""
-    if [p.name for p in _subfolders(root)] != ["test", "train"]:
+    names = [p.name for p in _subfolders(root)]
+    if {"train", "test"} <= set(names) and len(names) > 2:
+        others = ", ".join(f"{n}/" for n in names if n not in ("train", "test"))
+        raise DataError(
+            f"the folder holds train/ and test/ next to {others}",
+            where=str(root),
+            fix="Keep exactly train/ and test/ (a validation split is taken from train/), or one folder per class",
+        )
+    if names != ["test", "train"]:
         return list_images(root), None
     images, held_out = list_images(root / "train"), list_images(root / "test")
     if held_out.classes != images.classes:

@@ -257,6 +257,14 @@ def test_image_folder_with_train_and_test_keeps_test_held_out(tmp_path):
     assert np.array_equal(other.test.x, data.test.x) and other.fingerprint() != data.fingerprint()
 
 
+def test_image_folder_with_train_test_and_another_folder_explains_the_layout(tmp_path):
+    for part in ("train", "test", "val"):
+        _image_folder(tmp_path / "photos" / part, per_class=3)
+    with pytest.raises(DataError, match=r"holds train/ and test/ next to val/") as caught:
+        _load("image-folder", path=str(tmp_path / "photos"))
+    assert "a validation split is taken from train/" in caught.value.fix
+
+
 def _no_folder(root: Path) -> None:
     pass
 
