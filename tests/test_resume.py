@@ -92,7 +92,7 @@ def test_stopped_mid_epoch_and_resumed_ends_bit_identical(reference, tmp_path, s
     assert resumed_sha == sha
     assert resumed_metrics["student"] == metrics["student"]
     assert resumed_metrics["student_history"] == metrics["student_history"]
-    assert sorted(p.name for p in runs.iterdir()) == ["long"]  # partial folder and checkpoint gone
+    assert sorted(p.name for p in runs.iterdir()) == [".teachers", "long"]  # partial folder and checkpoint gone
 
 
 def test_resume_without_an_interrupted_run_is_a_clear_error(tmp_path):
