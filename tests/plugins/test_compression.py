@@ -311,3 +311,14 @@ def test_a_prune_target_the_model_already_meets_changes_nothing(setup):
     manager, _, ctx, _, trained = setup
     result = _technique(manager, "prune", target_parameters=10**6, epochs=0).compress(_copy(setup), ctx)
     assert count_parameters(result.model) == count_parameters(trained) and result.record["tensors"] == {}
+
+
+@pytest.mark.parametrize("name", ["distill", "prune", "lowrank", "quantize"])
+def test_every_builtin_technique_passes_the_plugin_author_round_trip(manager, tmp_path, name):
+    from edgepeft.conformance import options_for
+    from edgepeft.testing import technique_round_trip
+
+    cls = manager.techniques.get(name)
+    trip = technique_round_trip(cls(options_for(cls)), manager, tmp_path)
+    assert trip.parity.passed and trip.parity.top1_agreement == 1.0
+    assert trip.parameters_after <= trip.parameters_before
