@@ -138,9 +138,9 @@ def plugins(ctx: typer.Context) -> None:
                 missing.append(f"{entry.name}: {reason}")
             status = "[green]available[/]" if reason is None else "[yellow]unavailable[/]"
             table.add_row(
-                entry.name,
+                escape(entry.name),
                 kind,
-                entry.plugin,
+                escape(entry.plugin),
                 info.distribution if info else "-",
                 info.version if info else "-",
                 status,
@@ -149,10 +149,10 @@ def plugins(ctx: typer.Context) -> None:
     for name, info in manager.info.items():
         if name not in used:
             hooks = ", ".join(manager.hooks_of(name)) or "no hooks"
-            table.add_row(name, "hooks", name, info.distribution, info.version, hooks)
+            table.add_row(escape(name), "hooks", escape(name), info.distribution, info.version, escape(hooks))
     _console().print(table)
     for line in missing:
-        _console().print(f"[yellow]unavailable[/] {line}", soft_wrap=True)
+        _console().print(f"[yellow]unavailable[/] {escape(line)}", soft_wrap=True)
 
 
 @plugins_app.command("check")
@@ -171,7 +171,7 @@ def plugins_check(
         Column("kind", no_wrap=True), Column("name", no_wrap=True), "result", "detail", title=f"plugin {name}"
     )
     for r in results:
-        table.add_row(r.kind, r.name, f"[{colour[r.status]}]{r.status}[/]", r.detail)
+        table.add_row(r.kind, escape(r.name), f"[{colour[r.status]}]{r.status}[/]", escape(r.detail))
     _console().print(table)
     failed = [r for r in results if r.failed]
     if failed:
@@ -180,7 +180,8 @@ def plugins_check(
             + "; ".join(f"{r.kind} {r.name}: {r.detail}" for r in failed),
             fix="Fix what the table above reports; docs/plugin-tutorial.md shows a conforming plugin",
         )
-    _console().print(f"plugin {name}: {len(results)} checks, none failed")
+    skipped = sum(r.status == "skip" for r in results)
+    _console().print(f"plugin {escape(name)}: {len(results) - skipped} checks passed, {skipped} skipped, none failed")
 
 
 @devices_app.callback()

@@ -120,9 +120,17 @@ def technique_round_trip(
     before = count_parameters(student)
     compressed = technique.compress(student, ctx)
     model = compressed.model if compressed is not None else student
-    if compressed is not None and compressed.record is not None:
-        rebuilt = type(technique).rebuild(tiny_model(manager, data, trained=False), compressed.record)
-        rebuilt.load_state_dict(model.state_dict())
+    if compressed is not None:  # a saved student must rebuild: from the record, or as built when there is none
+        rebuilt = tiny_model(manager, data, trained=False)
+        if compressed.record is not None:
+            rebuilt = type(technique).rebuild(rebuilt, compressed.record)
+        try:
+            rebuilt.load_state_dict(model.state_dict())
+        except RuntimeError as exc:
+            raise PluginError(
+                f"technique {technique.name!r} changed the architecture without a record that rebuilds it: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         x = torch.from_numpy(data.test.x[:16])
         if not torch.allclose(rebuilt.eval()(x), model.eval()(x), atol=1e-5):
             raise PluginError(f"technique {technique.name!r}: the model rebuilt from its record gives other outputs")
@@ -219,30 +227,48 @@ def check_plugin(name: str, manager: PluginManager, directory: Path | None = Non
 
 
 def _run_check(kind: str, name: str, value: Any, manager: PluginManager, directory: Path) -> CheckResult:
-    reason = getattr(value, "unavailable_reason", lambda: None)()
-    if reason:
-        return CheckResult(kind, name, "fail", f"unavailable here: {reason}")
-    if kind in ("technique", "dataset", "model"):
-        try:
-            options_for(value)
-        except ValidationError as exc:
-            missing = ", ".join(".".join(map(str, e["loc"])) or e["msg"] for e in exc.errors())
-            return CheckResult(
-                kind, name, "skip", f"not exercised: its options need values ({missing}); set example_options"
-            )
     checks: dict[str, Callable[[], str]] = {
         "technique": lambda: _describe(technique_round_trip(value(options_for(value)), manager, directory)),
         "backend": lambda: _describe(backend_round_trip(value(), manager, directory)),
         "model": lambda: _describe(model_round_trip(value, manager, directory)),
         "dataset": lambda: _describe_data(check_dataset(value)),
-        "device": lambda: f"valid profile: backends {', '.join(load_profile(name, manager.devices).runtime.backends)}",
+        "device": lambda: _describe_profile(name, manager),
     }
     try:
+        reason = value.unavailable_reason() if hasattr(value, "unavailable_reason") else None
+        if reason:
+            return CheckResult(kind, name, "fail", f"unavailable here: {reason}")
+        if kind in ("technique", "dataset", "model"):
+            skipped = _options_problem(kind, value)
+            if skipped:
+                return skipped
         return CheckResult(kind, name, "pass", checks[kind]())
     except EdgepeftError as exc:
         return CheckResult(kind, name, "fail", exc.message)
     except Exception as exc:
         return CheckResult(kind, name, "fail", f"{type(exc).__name__}: {exc}")
+
+
+def _options_problem(kind: str, cls: Any) -> CheckResult | None:
+    """A skip when the class's options need values nobody gave; a failure when its example_options are invalid."""
+    try:
+        options_for(cls)
+    except ValidationError as exc:
+        where = ", ".join(".".join(map(str, e["loc"])) or e["msg"] for e in exc.errors())
+        if getattr(cls, "example_options", None) or any(e["type"] != "missing" for e in exc.errors()):
+            return CheckResult(kind, cls.name, "fail", f"its example_options are not valid options: {where}")
+        return CheckResult(
+            kind, cls.name, "skip", f"not exercised: its options need values ({where}); set example_options"
+        )
+    return None
+
+
+def _describe_profile(name: str, manager: PluginManager) -> str:
+    profile = load_profile(name, manager.devices)
+    unknown = [b for b in profile.runtime.backends if b not in manager.backends]
+    if unknown:
+        raise PluginError(f"the profile names backends no installed plugin registers: {', '.join(unknown)}")
+    return f"valid profile: backends {', '.join(profile.runtime.backends)}"
 
 
 def _describe(trip: RoundTrip) -> str:

@@ -16,7 +16,7 @@ class NeedsPackages:
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """None when everything in ``requires`` is importable here, else what is missing and how to fix it."""
-        missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        missing = [m for m in cls.requires if not _importable(m)]
         if not missing:
             return None
         return f"missing {', '.join(missing)}; {cls.install_hint or 'install the packages it needs'}"
@@ -31,3 +31,11 @@ class NeedsPackages:
             except importlib.metadata.PackageNotFoundError:
                 continue
         return found
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` (dotted names included) can be imported here, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing
+        return False

@@ -30,7 +30,7 @@ class NewPlugin:
     @property
     def next_commands(self) -> list[str]:
         """What to run next, from the folder the package was generated in."""
-        return [f"cd {self.folder}", "pip install -e .", f"edgepeft plugins check {self.name}", "pytest"]
+        return [f"cd {self.folder}", "pip install -e '.[test]'", f"edgepeft plugins check {self.name}", "pytest"]
 
 
 def create_plugin(name: str, kind: str, directory: Path, manager: PluginManager) -> NewPlugin:
@@ -92,6 +92,7 @@ def render(name: str, kind: str) -> dict[str, str]:
         "options_name": base + "Options",
         "summary": template.summary,
         "test_requirement": template.test_requirement,
+        "dependencies": template.dependencies,
         "usage": Template(template.usage).substitute(name=name),
         "package_data": _package_data(module, template),
     }

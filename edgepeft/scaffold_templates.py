@@ -23,6 +23,8 @@ class KindTemplate:
     """README: how a user puts what the plugin registers to work."""
     test_requirement: str
     """The edgepeft requirement (with extras) the generated tests need."""
+    dependencies: str = '"edgepeft"'
+    """The package's run-time requirements, as TOML list items."""
     package_files: dict[str, str] = field(default_factory=dict)
     """Data files inside the package, by path relative to it; pyproject.toml ships them as package data."""
 
@@ -38,7 +40,7 @@ version = "0.1.0"
 description = "An edgepeft $kind plugin: $summary."
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["edgepeft"]
+dependencies = [$dependencies]
 
 [project.optional-dependencies]
 test = ["$test_requirement", "pytest>=8"]
@@ -72,7 +74,8 @@ An edgepeft $kind plugin: $summary.
 
 - `pip install -e .` registers the plugin `$name` through its entry point;
 - `edgepeft plugins` lists it, from the distribution `edgepeft-$name`;
-- `edgepeft plugins check $name` runs edgepeft's conformance checks on it, on a tiny real task;
+- `edgepeft plugins check $name` runs edgepeft's conformance checks on it (a device profile is validated;
+  anything else is exercised on a tiny real task: scikit-learn's digits);
 - `pip install -e '.[test]'` adds pytest and what the tests need; `pytest` runs them (`tests/`).
 
 Switch the plugin off without uninstalling it: `EDGEPEFT_DISABLE_PLUGINS=$name edgepeft ...`.
@@ -403,7 +406,7 @@ DEVICE_TESTS = '''\
 
 import tomllib
 
-from edgepeft.devices import load_profile
+from edgepeft.testing import load_profile
 
 
 def test_plugin_is_found_through_its_entry_point(manager):
@@ -443,6 +446,7 @@ KINDS: dict[str, KindTemplate] = {
         tests=DATASET_TESTS,
         usage=DATASET_USAGE,
         test_requirement="edgepeft[data]",
+        dependencies='"edgepeft", "scikit-learn>=1.3"',
     ),
     "device": KindTemplate(
         summary="a device profile extending the built-in raspberry-pi-5 with its own budgets",

@@ -4,7 +4,8 @@ Use them from a ``conftest.py`` with ``pytest_plugins = ["edgepeft.testing"]``. 
 ``register_plugin``, ``tiny_data`` (scikit-learn's digits) and ``tiny_model`` (a small CNN trained on
 it). Helpers: :func:`technique_round_trip`, :func:`backend_round_trip`, :func:`model_round_trip`,
 :func:`check_dataset` and :func:`check_plugin` (what ``edgepeft plugins check`` runs), plus
-:func:`tiny_recipe` and :func:`write_recipe` for end-to-end runs.
+:func:`tiny_recipe` and :func:`write_recipe` for end-to-end runs, and :func:`load_profile` (a device
+profile by name, with what it extends merged in).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from edgepeft.conformance import (
 from edgepeft.conformance import tiny_data as load_tiny_data
 from edgepeft.conformance import tiny_model as build_tiny_model
 from edgepeft.data import TaskData
+from edgepeft.devices import load_profile
 from edgepeft.plugins import PluginManager, default_manager
 
 _names = itertools.count()
@@ -99,6 +101,7 @@ __all__ = [
     "check_dataset",
     "check_plugin",
     "export_round_trip",
+    "load_profile",
     "load_tiny_data",
     "manager",
     "model_round_trip",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -78,3 +80,51 @@ def test_a_broken_plugin_is_reported_check_by_check_and_exits_3(manager, registe
 def test_an_unknown_plugin_names_the_installed_ones(manager):
     result = _check(manager, "nope")
     assert result.exit_code == 3 and "no installed plugin is named 'nope'" in result.output
+
+
+class _NeedsMissing(edgepeft.Technique):
+    name = "needs-missing"
+    requires = ("no_such_package.sub",)
+    install_hint = "pip install 'no-such[extra]'"
+
+
+class _BadExample(edgepeft.Technique):
+    name = "bad-example"
+    example_options: ClassVar[dict[str, Any]] = {"temprature": 2.0}
+
+
+class _Silent(edgepeft.Technique):
+    """Changes the architecture and records nothing."""
+
+    name = "silent"
+
+    def compress(self, model, ctx):
+        import torch
+
+        model.append(torch.nn.Linear(10, 10))
+        return edgepeft.Compressed(model)
+
+
+def test_plugin_mistakes_are_failures_with_their_reasons_shown_verbatim(manager, register_plugin, tmp_path):
+    profile = tmp_path / "typo-box.toml"
+    profile.write_text('extends = "raspberry-pi-5"\n[runtime]\nbackends = ["onxx"]\n')
+
+    class Plugin:
+        @edgepeft.hookimpl
+        def edgepeft_register_techniques(self, register):
+            for cls in (_NeedsMissing, _BadExample, _Silent):
+                register(cls)
+
+        @edgepeft.hookimpl
+        def edgepeft_register_devices(self, register):
+            register(profile)
+
+    register_plugin(Plugin(), "mistakes")
+    result = _check(manager, "mistakes")
+    assert result.exit_code == 3, result.output
+    output = " ".join(result.output.split())
+    assert "pip install 'no-such[extra]'" in output  # brackets survive the table's markup
+    assert "example_options are not valid options: temprature" in output
+    assert "silent' changed the architecture without a record that rebuilds it" in output
+    assert "names backends no installed plugin registers: onxx" in output
+    assert "failed 4 of 4 checks" in output and "Traceback" not in result.output

@@ -44,14 +44,16 @@ def test_generated_package_installs_is_discovered_conforms_and_passes_its_tests(
     result = _new(name, "--kind", kind, "--dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     package = tmp_path / f"edgepeft-{name}"
-    assert f"{package}/" in result.output and "pip install -e ." in result.output
+    assert f"{package}/" in result.output and "pip install -e '.[test]'" in result.output
     site = tmp_path / "site"
     _python(*PIP_INSTALL_INTO, str(site), str(package), site=site)
     _python("-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"), site=site)
     listing = _python("-m", "edgepeft", "plugins", site=site).stdout
     row = next(line for line in listing.splitlines() if f"│ {name} " in line)
-    assert kind in row and f"edgepeft-{name}" in row and "available" in row
-    _python("-m", "edgepeft", "plugins", "check", name, site=site)
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    assert cells[1:] == [kind, name, f"edgepeft-{name}", "0.1.0", "available"], cells
+    checked = _python("-m", "edgepeft", "plugins", "check", name, site=site).stdout
+    assert f"│ {name} " in checked and "│ pass " in checked and "none failed" in checked
 
 
 @pytest.mark.parametrize("kind", KINDS)

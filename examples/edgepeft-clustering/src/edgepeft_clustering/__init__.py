@@ -1,4 +1,4 @@
-"""Technique plugin ``cluster``: weight clustering (weight sharing), as in TensorFlow Model Optimization.
+"""Plugin ``clustering``, technique ``cluster``: weight clustering (weight sharing), as in TF Model Optimization.
 
 The weights of each conv and linear layer are grouped by 1-D k-means into ``clusters`` centroids; every
 weight is replaced by its centroid. Fine-tuning then keeps each weight's assignment fixed and trains only
