@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from edgepeft.backend import Artifact, Backend, ExportOptions
 from edgepeft.data import Dataset, TaskData
-from edgepeft.devices import load_profile, parity_thresholds
+from edgepeft.devices import ParityThresholds, load_profile, parity_thresholds
 from edgepeft.errors import EdgepeftError, PluginError
 from edgepeft.export import calibration_inputs, export_checked
 from edgepeft.models import ModelFamily
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 TINY_CHANNELS = (8, 16)
 TINY_HIDDEN = 16
+# A 2,500-parameter model trained for seconds has small logit margins: quantized exports are held to
+# "works", not to the production int8 gate (99% agreement), which is for real students.
+TINY_QUANTIZED_PARITY = ParityThresholds(min_top1_agreement=0.95, max_metric_drop=0.05)
 
 
 @dataclass
@@ -93,9 +96,8 @@ def export_round_trip(
         precision=precision, threads=1, batch_size=1, calibration=calibration_inputs(data.train.x, seed=0)
     )
     directory.mkdir(parents=True, exist_ok=True)
-    checked = export_checked(
-        model, backend, options, (data.test.x, data.test.y), parity_thresholds({}, precision), directory
-    )
+    thresholds = parity_thresholds({}, precision) if precision in ("fp32", "fp16") else TINY_QUANTIZED_PARITY
+    checked = export_checked(model, backend, options, (data.test.x, data.test.y), thresholds, directory)
     latency = None
     if timed:
         latency = measure_latency(checked.runner, sample_batch(data.test.x, 1), warmup=5, min_seconds=0.2)
@@ -141,17 +143,32 @@ def technique_round_trip(
 def backend_round_trip(
     backend: Backend, manager: PluginManager, directory: Path, *, precision: str = "fp32"
 ) -> RoundTrip:
-    """Export a tiny trained CNN with ``backend`` through the parity gate and time it at batch 1."""
+    """Export a tiny trained CNN with ``backend`` at ``precision`` through the parity gate and time it."""
     from edgepeft.run import count_parameters
 
     data = tiny_data(manager)
     model = tiny_model(manager, data)
-    parity, artifact, latency = export_round_trip(model, backend, data, directory, precision=precision, timed=True)
+    parity, artifact, latency = export_round_trip(
+        model, backend, data, directory / precision, precision=precision, timed=True
+    )
     assert latency is not None
     if not all(math.isfinite(v) and v > 0 for v in (latency.p50_ms, latency.p95_ms, latency.p99_ms)):
         raise PluginError(f"backend {backend.name!r} gave latency figures that are not positive: {latency}")
     parameters = count_parameters(model)
     return RoundTrip(parity, artifact, parameters, parameters, latency=latency)
+
+
+def _every_precision(backend: type[Backend], manager: PluginManager, directory: Path) -> str:
+    """Round trips at each precision the backend declares; the description of each."""
+    figures = []
+    for precision in backend.precisions:
+        trip = backend_round_trip(backend(), manager, directory, precision=precision)
+        assert trip.latency is not None
+        figures.append(
+            f"{precision}: agreement {trip.parity.top1_agreement:.2%}, accuracy {trip.parity.accuracy:.2%}, "
+            f"p50/p95 {trip.latency.p50_ms:.3f}/{trip.latency.p95_ms:.3f} ms"
+        )
+    return "; ".join(figures) + " (batch 1)"
 
 
 def model_round_trip(family: type[ModelFamily], manager: PluginManager, directory: Path) -> RoundTrip:
@@ -229,7 +246,7 @@ def check_plugin(name: str, manager: PluginManager, directory: Path | None = Non
 def _run_check(kind: str, name: str, value: Any, manager: PluginManager, directory: Path) -> CheckResult:
     checks: dict[str, Callable[[], str]] = {
         "technique": lambda: _describe(technique_round_trip(value(options_for(value)), manager, directory)),
-        "backend": lambda: _describe(backend_round_trip(value(), manager, directory)),
+        "backend": lambda: _every_precision(value, manager, directory),
         "model": lambda: _describe(model_round_trip(value, manager, directory)),
         "dataset": lambda: _describe_data(check_dataset(value)),
         "device": lambda: _describe_profile(name, manager),
@@ -237,7 +254,7 @@ def _run_check(kind: str, name: str, value: Any, manager: PluginManager, directo
     try:
         reason = value.unavailable_reason() if hasattr(value, "unavailable_reason") else None
         if reason:
-            return CheckResult(kind, name, "fail", f"unavailable here: {reason}")
+            return CheckResult(kind, name, "skip", f"cannot run here: {reason}")
         if kind in ("technique", "dataset", "model"):
             skipped = _options_problem(kind, value)
             if skipped:
