@@ -90,7 +90,8 @@ class Prune(Technique):
                 fix='Use importance = "l1" or "l2"',
             )
         shapes = _architecture(model)
-        classes = ctx.data.num_classes
+        with torch.no_grad():
+            classes = model(example).shape[1]
         try:
             self._structured(model, example)
             outputs = model(example).shape
