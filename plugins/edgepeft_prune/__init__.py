@@ -81,9 +81,8 @@ class Prune(Technique):
         before = _macs_and_parameters(model, example)
         if self.options.method == "unstructured":
             return self._unstructured(model, ctx, example, before)
-        if self.options.importance == "bn-scale" and not any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
-        ):
+        batch_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+        if self.options.importance == "bn-scale" and not any(isinstance(m, batch_norms) for m in model.modules()):
             raise edgepeft.ConfigError(
                 'importance = "bn-scale" ranks channels by batch-norm scales, and this model has no batch norm',
                 where="techniques: prune.importance",
