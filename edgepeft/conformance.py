@@ -14,7 +14,7 @@ import contextlib
 import copy
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,29 +144,39 @@ def backend_round_trip(
     backend: Backend, manager: PluginManager, directory: Path, *, precision: str = "fp32"
 ) -> RoundTrip:
     """Export a tiny trained CNN with ``backend`` at ``precision`` through the parity gate and time it."""
+    (trip,) = backend_round_trips(backend, manager, directory, (precision,))
+    return trip
+
+
+def backend_round_trips(
+    backend: Backend, manager: PluginManager, directory: Path, precisions: Sequence[str]
+) -> list[RoundTrip]:
+    """:func:`backend_round_trip` at each of ``precisions``, all from one trained tiny CNN."""
     from edgepeft.run import count_parameters
 
     data = tiny_data(manager)
     model = tiny_model(manager, data)
-    parity, artifact, latency = export_round_trip(
-        model, backend, data, directory / precision, precision=precision, timed=True
-    )
-    assert latency is not None
-    if not all(math.isfinite(v) and v > 0 for v in (latency.p50_ms, latency.p95_ms, latency.p99_ms)):
-        raise PluginError(f"backend {backend.name!r} gave latency figures that are not positive: {latency}")
     parameters = count_parameters(model)
-    return RoundTrip(parity, artifact, parameters, parameters, latency=latency)
+    trips = []
+    for precision in precisions:
+        parity, artifact, latency = export_round_trip(
+            model, backend, data, directory / precision, precision=precision, timed=True
+        )
+        assert latency is not None
+        if not all(math.isfinite(v) and v > 0 for v in (latency.p50_ms, latency.p95_ms, latency.p99_ms)):
+            raise PluginError(f"backend {backend.name!r} gave latency figures that are not positive: {latency}")
+        trips.append(RoundTrip(parity, artifact, parameters, parameters, latency=latency))
+    return trips
 
 
 def _every_precision(backend: type[Backend], manager: PluginManager, directory: Path) -> str:
     """Round trips at each precision the backend declares; the description of each."""
     figures = []
-    for precision in backend.precisions:
-        trip = backend_round_trip(backend(), manager, directory, precision=precision)
+    for trip in backend_round_trips(backend(), manager, directory, backend.precisions):
         assert trip.latency is not None
         figures.append(
-            f"{precision}: agreement {trip.parity.top1_agreement:.2%}, accuracy {trip.parity.accuracy:.2%}, "
-            f"p50/p95 {trip.latency.p50_ms:.3f}/{trip.latency.p95_ms:.3f} ms"
+            f"{trip.parity.precision}: agreement {trip.parity.top1_agreement:.2%}, "
+            f"accuracy {trip.parity.accuracy:.2%}, p50/p95 {trip.latency.p50_ms:.3f}/{trip.latency.p95_ms:.3f} ms"
         )
     return "; ".join(figures) + " (batch 1)"
 

@@ -112,7 +112,8 @@ def load_model(directory: Path, manager: PluginManager) -> tuple[torch.nn.Module
                 f"technique {edit.technique!r} cannot rebuild the architecture it recorded: "
                 f"{type(exc).__name__}: {exc}",
                 where=str(spec_path),
-                fix="The file is damaged or the plugin changed; retrain with `edgepeft train`",
+                fix="The file is damaged, or the model family or plugin changed since training; retrain with "
+                "`edgepeft train`",
             ) from None
     try:
         load_safetensors(model, str(weights_path), strict=True)

@@ -147,6 +147,12 @@ def test_a_damaged_edit_record_is_an_artifact_error(staged_run, tmp_path):
     (copy / "model.json").write_text(json.dumps(spec))
     with pytest.raises(edgepeft.ArtifactError, match="'prune' cannot rebuild the architecture it recorded"):
         load_model(copy, manager)
+    spec["edits"][1]["record"] = {"layers": {"no.such.layer": {"rank": 2}}}
+    spec["edits"][0]["record"] = json.loads((run / "student" / "model.json").read_text())["edits"][0]["record"]
+    (copy / "model.json").write_text(json.dumps(spec))
+    with pytest.raises(edgepeft.ArtifactError, match=r"'lowrank' cannot rebuild .* no attribute") as caught:
+        load_model(copy, manager)
+    assert "model family or plugin changed since training" in caught.value.fix
 
 
 def test_techniques_with_the_removed_transform_step_are_refused_at_registration(manager, register_plugin):

@@ -131,13 +131,7 @@ class LowRank(Technique):
     @classmethod
     def rebuild(cls, model: nn.Module, record: dict[str, Any]) -> nn.Module:
         for name, layer in record["layers"].items():
-            try:
-                module = model.get_submodule(name)
-            except AttributeError:
-                raise edgepeft.ArtifactError(
-                    f"the saved model was factorized at layer {name!r}, which this model does not have",
-                    fix="The model family changed since training; retrain with `edgepeft train`",
-                ) from None
+            module = model.get_submodule(name)  # load_model reports a failure here, naming the technique
             _replace(model, name, _factorize(module, layer["rank"], copy_weights=False))
         return model
 

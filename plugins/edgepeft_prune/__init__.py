@@ -196,13 +196,7 @@ class Prune(Technique):
         from torch import nn
 
         for name, attributes in record["modules"].items():
-            try:
-                module = model.get_submodule(name)
-            except AttributeError:
-                raise edgepeft.ArtifactError(
-                    f"the saved model was pruned at layer {name!r}, which this model does not have",
-                    fix="The model family changed since training; retrain with `edgepeft train`",
-                ) from None
+            module = model.get_submodule(name)  # load_model reports a failure here, naming the technique
             for attribute, value in attributes.items():
                 setattr(module, attribute, tuple(value) if isinstance(value, list) else value)
         for name, shape in record["tensors"].items():
