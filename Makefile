@@ -40,9 +40,9 @@ lint: install
 test: lint
 	$(PY) -m pytest
 
+# Every landed scenario against its baselines, side by side (trains what runs/ lacks): `make bench ARGS=--quick`
 bench: install
-	$(PY) bench/backends.py runs/digits-distill --model student
-	$(PY) bench/backends.py runs/digits-distill --model teacher
+	$(PY) bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs dist

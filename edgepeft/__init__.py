@@ -6,11 +6,13 @@ torch or a runtime at import time.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import pluggy
 
 from edgepeft.backend import Artifact, Backend, ExportOptions, Runner, TensorSpec
 from edgepeft.data import Dataset, NoOptions, Split, TaskData, stratified_split
-from edgepeft.devices import DeviceProfile
 from edgepeft.errors import (
     ArtifactError,
     BackendUnavailableError,
@@ -28,8 +30,36 @@ from edgepeft.quiet import quiet_loggers
 from edgepeft.registry import Registrar
 from edgepeft.technique import Compressed, Technique
 from edgepeft.torch_program import TorchProgramBackend
-from edgepeft.train import Batch, StepState, TrainContext, predict
 from edgepeft.validation import StrictModel
+
+if TYPE_CHECKING:
+    from edgepeft.devices import DeviceProfile
+    from edgepeft.train import Batch, StepState, TrainContext, predict
+
+_LAZY = {
+    "DeviceProfile": "edgepeft.devices",
+    "Batch": "edgepeft.train",
+    "StepState": "edgepeft.train",
+    "TrainContext": "edgepeft.train",
+    "predict": "edgepeft.train",
+}
+"""Public names imported on first use, so that ``import edgepeft`` (and ``edgepeft --help``) stays light:
+their modules import numpy and are not needed to load plugins."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in ("devices", "train"):  # submodules that ``import edgepeft`` used to load
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

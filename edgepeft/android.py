@@ -7,9 +7,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgepeft.errors import EdgepeftError
-from edgepeft.profile import DeviceLatency, Latency
+
+if TYPE_CHECKING:
+    from edgepeft.profile import DeviceLatency, Latency
 
 REMOTE_ROOT = "/data/local/tmp/edgepeft"
 BENCHMARK_TOOL = "/data/local/tmp/benchmark_model"
@@ -26,6 +29,8 @@ def _parse_benchmark(output: str, batch_size: int) -> Latency | None:
     """The steady-state timings from `benchmark_model` output (microseconds), e.g.
     ``Timings (microseconds): count=50 first=1180 curr=598 min=510 max=798 avg=600.3 std=45 p5=520 median=590
     p95=700``; older tools print no percentiles, then p95 falls back to max (conservative)."""
+    from edgepeft.profile import Latency
+
     lines = [line for line in output.splitlines() if "count=" in line and "avg=" in line]
     if not lines:
         return None
@@ -99,6 +104,8 @@ class AdbDevice:
 
     def benchmark(self, remote_model: str, threads: int, batch_size: int, runs: int = 100) -> DeviceLatency | None:
         """The model's latency on the device, or None when LiteRT's benchmark tool is not there."""
+        from edgepeft.profile import DeviceLatency
+
         if not self.has_benchmark_tool():
             return None
         output = self._adb(

@@ -9,15 +9,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from edgepeft.requirements import NeedsPackages
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
-Runner = Callable[[np.ndarray], np.ndarray]
-"""A loaded model: a float32 batch in, a float32 batch of outputs out."""
+Runner = Callable[["np.ndarray"], "np.ndarray"]
+"""A loaded model: a float32 batch in, a float32 batch of outputs out (numpy is not imported for it)."""
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel
 
 from edgepeft.errors import DataError
 from edgepeft.requirements import NeedsPackages
 from edgepeft.validation import StrictModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class NoOptions(StrictModel):
@@ -55,6 +56,10 @@ class TaskData:
 
     def fingerprint(self) -> str:
         """sha256 over every split's bytes: two runs on the same data and split agree."""
+        import hashlib
+
+        import numpy as np
+
         digest = hashlib.sha256()
         for split in (self.train, self.validation, self.test):
             digest.update(np.ascontiguousarray(split.x).tobytes())
@@ -63,6 +68,8 @@ class TaskData:
 
     def check(self) -> None:
         """Reject data a model cannot learn from, with a message saying what is wrong."""
+        import numpy as np
+
         for split_name in ("train", "validation", "test"):
             split: Split = getattr(self, split_name)
             where = f"data set {self.name!r}, {split_name} split"
@@ -106,6 +113,8 @@ def stratified_split(
     labels: np.ndarray, fractions: tuple[float, float], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of (train, validation, test), stratified by label, seeded; fractions are (validation, test)."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for label in np.unique(labels):

@@ -12,11 +12,13 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from edgepeft.backend import Artifact, ExportOptions
 from edgepeft.errors import EdgepeftError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ def measure_peak_memory(
     backend: str, artifact: Artifact, options: ExportOptions, batch: np.ndarray, runs: int = 5
 ) -> MemoryReport:
     """Run ``batch`` through the artifact ``runs`` times in a child process and report its peak RSS."""
+    import numpy as np
+
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "batch.npy", batch)
         request = {
@@ -69,6 +73,8 @@ def _peak_rss_mb() -> float:
 
 
 def _child(request: dict) -> MemoryReport:
+    import numpy as np
+
     from edgepeft.plugins import default_manager
 
     cls = default_manager().backends.get(request["backend"])

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edgepeft.devices import ParityThresholds
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -54,6 +53,8 @@ class ParityReport:
 def compare(
     reference: np.ndarray, exported: np.ndarray, labels: np.ndarray, precision: str, thresholds: ParityThresholds
 ) -> ParityReport:
+    import numpy as np
+
     diff = np.abs(reference.astype(np.float64) - exported.astype(np.float64))
     return ParityReport(
         precision=precision,
@@ -106,6 +107,7 @@ class CulpritReport:
 
 def torch_module_outputs(model: torch.nn.Module, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
     """Every named module's output on ``x``, in the order the modules finish, with its class name."""
+    import numpy as np
     import torch
 
     outputs: dict[str, tuple[str, np.ndarray]] = {}
@@ -139,6 +141,8 @@ def _alignments(exported: np.ndarray, reference: np.ndarray) -> list[np.ndarray]
 
 
 def _relative_error(got: np.ndarray, ref: np.ndarray) -> float:
+    import numpy as np
+
     return float(np.linalg.norm(got.astype(np.float64) - ref) / (np.linalg.norm(ref) + 1e-12))
 
 
@@ -151,6 +155,8 @@ def find_culprit(
 ) -> CulpritReport:
     """Compare module outputs in execution order; the culprit is the first module whose relative error
     exceeds ``floor`` and is ``jump`` times the largest error of the modules before it."""
+    import numpy as np
+
     layers: list[LayerDivergence] = []
     culprit = None
     worst = 0.0

@@ -6,14 +6,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from edgepeft.backend import ExportOptions, Runner
+from edgepeft.backend import ExportOptions
 from edgepeft.devices import DeviceProfile
 from edgepeft.memory import MemoryReport, measure_peak_memory
 from edgepeft.parity import ParityReport
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from edgepeft.backend import Runner
     from edgepeft.export import CheckedExport
 
 
@@ -50,6 +51,8 @@ class Latency:
 
 def sample_batch(x: np.ndarray, batch_size: int) -> np.ndarray:
     """A batch of ``batch_size`` real examples from ``x`` (repeated when ``x`` is smaller)."""
+    import numpy as np
+
     reps = -(-batch_size // len(x))
     return np.ascontiguousarray(np.concatenate([x] * reps)[:batch_size])
 
@@ -65,6 +68,8 @@ def measure_latency(
     progress: Any = None,
 ) -> Latency:
     """Time ``runner(batch)`` repeatedly; every sample is kept (no outlier trimming)."""
+    import numpy as np
+
     for _ in range(warmup):
         runner(batch)
     times: list[float] = []

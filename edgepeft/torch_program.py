@@ -11,13 +11,14 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
-
-from edgepeft.backend import Artifact, Backend, ExportOptions, Runner, TensorSpec
+from edgepeft.backend import Artifact, Backend, ExportOptions, TensorSpec
 from edgepeft.errors import ExportError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+    from edgepeft.backend import Runner
 
 
 class TorchProgramBackend(Backend):
@@ -31,6 +32,7 @@ class TorchProgramBackend(Backend):
     device: ClassVar[str] = "cpu"
 
     def export(self, model: torch.nn.Module, example: np.ndarray, directory: Path, options: ExportOptions) -> Artifact:
+        import numpy as np
         import torch
 
         dtype = "float16" if options.precision == "fp16" else "float32"
@@ -54,6 +56,7 @@ class TorchProgramBackend(Backend):
         )
 
     def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
+        import numpy as np
         import torch
 
         refuse_pickles(artifact.path)

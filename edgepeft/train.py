@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edgepeft.data import Split, TaskData
 from edgepeft.errors import ConfigError, TrainingError, TrainingInterrupted
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from edgepeft.technique import Technique
@@ -103,6 +102,7 @@ def resolve_accelerator(accelerator: str) -> str:
 
 def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | None = None) -> Iterator[Batch]:
     """Batches of ``split`` in order, or shuffled with ``seed``."""
+    import numpy as np
     import torch
 
     order = np.arange(len(split)) if seed is None else np.random.default_rng(seed).permutation(len(split))
@@ -118,6 +118,7 @@ def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | N
 def predict(model: torch.nn.Module, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """Outputs of ``model`` (in eval mode, no grad, on the device its weights are on) for every row of
     ``x``, as float32 numpy."""
+    import numpy as np
     import torch
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,6 +133,8 @@ def parse(model: type[M], data: object, file: Path | str, text: str | None, pref
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """Parse a TOML file; a missing file or a syntax error is a :class:`ConfigError` naming it."""
+    import tomllib
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

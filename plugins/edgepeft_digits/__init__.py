@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from pydantic import Field
 
 import edgepeft
@@ -22,6 +21,7 @@ class Digits(Dataset):
     install_hint = "pip install 'edgepeft[data]'"
 
     def load(self, options: DigitsOptions, seed: int) -> TaskData:
+        import numpy as np
         from sklearn.datasets import load_digits
 
         bunch = load_digits()

@@ -12,12 +12,15 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import Field, PositiveInt
 
 import edgepeft
 from edgepeft import DataError, Dataset, Split, StrictModel, TaskData
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_LABELS = [
@@ -52,6 +55,8 @@ IMAGE_FOLDER_FIX = (
 
 def pixel_table(scale: float, offset: float) -> np.ndarray:
     """float32 ``pixel * scale + offset`` for every pixel value 0..255: index it with uint8 images."""
+    import numpy as np
+
     return np.arange(256, dtype=np.float32) * np.float32(scale) + np.float32(offset)
 
 
@@ -68,6 +73,8 @@ class FashionMNISTOptions(StrictModel):
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """The uint8 array in an IDX file (gzipped when its name ends in .gz), checked against its header."""
+    import numpy as np
+
     raw = _read_file(path)
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
@@ -110,6 +117,8 @@ def _idx_path(folder: Path, stem: str) -> Path:
 
 def read_fashion_mnist_part(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 28, 28) uint8 and labels (N,) int64 of the ``train`` or ``t10k`` files in ``folder``."""
+    import numpy as np
+
     images_path = _idx_path(folder, f"{prefix}-images-idx3-ubyte")
     labels_path = _idx_path(folder, f"{prefix}-labels-idx1-ubyte")
     images, labels = read_idx(images_path, IDX_IMAGES), read_idx(labels_path, IDX_LABELS)
@@ -205,6 +214,8 @@ def _subfolders(folder: Path) -> list[Path]:
 
 def list_images(folder: Path) -> ImageList:
     """Every image in ``folder``'s class subfolders (sorted); hidden files and other suffixes are skipped."""
+    import numpy as np
+
     class_folders = _subfolders(folder)
     if len(class_folders) < 2:
         raise DataError(
@@ -233,6 +244,8 @@ def list_images(folder: Path) -> ImageList:
 
 def require_every_class(images: ImageList, splits: dict[str, np.ndarray]) -> None:
     """Refuse a split (name -> indices into ``images``) that misses a class: that class has too few images."""
+    import numpy as np
+
     for split_name, indices in splits.items():
         counts = np.bincount(images.labels[indices], minlength=len(images.classes))
         for missing in np.flatnonzero(counts == 0):
@@ -247,6 +260,7 @@ def require_every_class(images: ImageList, splits: dict[str, np.ndarray]) -> Non
 
 def read_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
     """uint8 pixels (H, W) or (H, W, 3) of the image at ``path`` in Pillow ``mode``, resized to ``size`` (h, w)."""
+    import numpy as np
     from PIL import Image, ImageOps
 
     height, width = size
@@ -266,6 +280,8 @@ def read_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 def read_images(paths: list[Path], size: tuple[int, int], grayscale: bool) -> np.ndarray:
     """uint8 pixels of every image, resized to ``size`` (h, w), as (N, C, H, W)."""
+    import numpy as np
+
     mode, channels = ("L", 1) if grayscale else ("RGB", 3)
     pixels = np.empty((len(paths), *size, channels), dtype=np.uint8)
     for i, path in enumerate(paths):

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 import edgepeft
-from edgepeft import Artifact, Backend, ExportOptions, Runner, TensorSpec
+from edgepeft import Artifact, Backend, ExportOptions, TensorSpec
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+    from edgepeft import Runner
 
 
 @contextlib.contextmanager
@@ -158,6 +159,8 @@ class ONNXBackend(Backend):
             ) from None
 
     def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
+        import numpy as np
+
         session = self._session(str(artifact.path), artifact.path, options)
         input_name = session.get_inputs()[0].name
 
@@ -167,6 +170,7 @@ class ONNXBackend(Backend):
         return run
 
     def intermediates(self, artifact: Artifact, options: ExportOptions, x: np.ndarray) -> dict[str, np.ndarray]:
+        import numpy as np
         import onnx
 
         model = onnx.load(str(artifact.path))
@@ -210,6 +214,8 @@ class _Calibration:
     """onnxruntime CalibrationDataReader over training-split inputs, in batches of 32."""
 
     def __init__(self, x: np.ndarray, batch_size: int = 32) -> None:
+        import numpy as np
+
         self._batches = iter([x[i : i + batch_size].astype(np.float32) for i in range(0, len(x), batch_size)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 import edgepeft
-from edgepeft import Artifact, Backend, ExportOptions, Runner, TensorSpec
+from edgepeft import Artifact, Backend, ExportOptions, TensorSpec
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+    from edgepeft import Runner
 
 
 @contextlib.contextmanager
@@ -70,6 +71,8 @@ def _interpreter_class() -> Any:
 
 
 def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    import numpy as np
+
     if detail["dtype"] != np.int8:
         return x.astype(detail["dtype"])
     scale, zero = detail["quantization"]
@@ -77,6 +80,8 @@ def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def _dequantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    import numpy as np
+
     if x.dtype not in (np.int8, np.uint8, np.int16, np.int32):
         return x.astype(np.float32)
     params = detail.get("quantization_parameters", {})
@@ -176,6 +181,7 @@ class TFLiteBackend(Backend):
 
     def _convert_int8(self, module: torch.nn.Module, batch: torch.Tensor, options: ExportOptions, nhwc: bool) -> Any:
         import litert_torch
+        import numpy as np
         import torch
         from litert_torch.quantize import pt2e_quantizer, quant_config
         from torchao.quantization.pt2e import move_exported_model_to_eval
@@ -209,10 +215,14 @@ class TFLiteBackend(Backend):
 
     @staticmethod
     def _layout(x: np.ndarray, nhwc: bool) -> np.ndarray:
+        import numpy as np
+
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if nhwc else x, dtype=np.float32)
 
     @staticmethod
     def _spec(detail: dict) -> TensorSpec:
+        import numpy as np
+
         scale, zero = detail["quantization"]
         return TensorSpec(
             name=detail["name"],
@@ -255,6 +265,8 @@ class TFLiteBackend(Backend):
             yield len(chunk), out
 
     def load(self, artifact: Artifact, options: ExportOptions) -> Runner:
+        import numpy as np
+
         interpreter = self._interpreter(artifact, options)
         nhwc = options.input_layout == "NHWC" and len(artifact.inputs[0].shape) == 4
 
@@ -267,6 +279,8 @@ class TFLiteBackend(Backend):
         return run
 
     def intermediates(self, artifact: Artifact, options: ExportOptions, x: np.ndarray) -> dict[str, np.ndarray]:
+        import numpy as np
+
         interpreter = self._interpreter(artifact, options, debug=True)
         nhwc = options.input_layout == "NHWC" and len(artifact.inputs[0].shape) == 4
         tensors = interpreter.get_tensor_details()
@@ -306,6 +320,8 @@ class TFLiteBackend(Backend):
 
 def _fixed_batch(x: np.ndarray, size: int) -> np.ndarray:
     """``x`` padded with zeros (or cut) to exactly ``size`` rows."""
+    import numpy as np
+
     if len(x) >= size:
         return x[:size]
     return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])

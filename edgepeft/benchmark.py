@@ -1,0 +1,255 @@
+"""A run's teacher, the baselines users would pick without edgepeft, and its student on every backend and
+precision, measured side by side on this machine in one process, on the held-out test split.
+
+The baselines are what a user gets from the teacher in one line: onnxruntime dynamic int8
+(``quantize_dynamic``, the default of Optimum and Olive) and TFLite post-training int8. Every export
+passes the parity gate before it is timed; one the gate refuses is kept in the results as refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgepeft.backend import Artifact, ExportOptions
+from edgepeft.compute import MatmulPeak, forward_flops, matmul_peak
+from edgepeft.devices import DeviceProfile, parity_thresholds
+from edgepeft.errors import ParityError
+from edgepeft.export import CheckedExport, calibration_inputs, export_checked, export_options
+from edgepeft.memory import measure_peak_memory
+from edgepeft.profile import Latency, measure_latency, sample_batch
+from edgepeft.run import Run, count_parameters, load_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgepeft.plugins import PluginManager
+
+THROUGHPUT_BATCH = 256
+BASELINES = (("onnx", "int8-dynamic"), ("tflite", "int8"))
+"""The teacher through each runtime's one-line int8 path; the first one is the baseline ratios refer to."""
+TEACHER_REFERENCES = (("cpu", "fp32"), ("onnx", "fp32"))
+"""The teacher as trained (PyTorch fp32, the reference of every ratio) and as a plain ONNX export."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model of the run on one backend at one precision, and the part it plays in the comparison."""
+
+    model: str
+    backend: str
+    precision: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.backend} {self.precision}"
+
+
+@dataclass
+class Measurement:
+    """What was measured for one candidate; ``refused`` says why the parity gate stopped it instead."""
+
+    candidate: Candidate
+    parameters: int
+    flops: int
+    """Per example, one forward pass."""
+    size_bytes: int = 0
+    accuracy: float | None = None
+    agreement: float | None = None
+    peak_memory_mb: float | None = None
+    latency: dict[int, Latency] = field(default_factory=dict)
+    refused: str = ""
+
+    def items_per_second(self, batch: int) -> float | None:
+        lat = self.latency.get(batch)
+        return batch / (lat.p50_ms / 1e3) if lat else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self.candidate),
+            "label": self.candidate.label,
+            "parameters": self.parameters,
+            "flops_per_example": self.flops,
+            "size_bytes": self.size_bytes,
+            "accuracy": self.accuracy,
+            "top1_agreement": self.agreement,
+            "peak_memory_mb": self.peak_memory_mb,
+            "latency_ms": {str(b): lat.summary() for b, lat in self.latency.items()},
+            "refused": self.refused,
+        }
+
+
+@dataclass
+class BenchResult:
+    """Every candidate of one run measured under the same conditions, with the machine's matmul peak."""
+
+    run: str
+    device: str
+    threads: int
+    examples: int
+    batches: tuple[int, ...]
+    """Batch 1, the profile's batch, and the throughput batch (the last one)."""
+    peak: MatmulPeak
+    rows: list[Measurement]
+
+    @property
+    def profile_batch(self) -> int:
+        return self.batches[-2] if len(self.batches) > 2 else self.batches[0]
+
+    @property
+    def throughput_batch(self) -> int:
+        return self.batches[-1]
+
+    def reference(self, role: str) -> Measurement | None:
+        """The first measured row of ``role`` (teacher: PyTorch fp32; baseline: onnxruntime int8)."""
+        return next((r for r in self.rows if r.candidate.role == role and not r.refused), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "device": self.device,
+            "threads": self.threads,
+            "test_examples": self.examples,
+            "batches": list(self.batches),
+            "matmul_peak": dataclasses.asdict(self.peak),
+            "rows": [r.as_dict() for r in self.rows],
+        }
+
+
+def candidates(manager: PluginManager) -> tuple[list[Candidate], list[str]]:
+    """The teacher references, the baselines and the student on every usable backend and precision,
+    and a line for each one that cannot run here."""
+    out, skipped = [], []
+
+    def add(model: str, backend: str, precision: str, role: str) -> None:
+        cls = manager.backends.get(backend) if backend in manager.backends else None
+        reason = "not installed" if cls is None else cls.unavailable_reason()
+        if reason is None and precision not in cls.precisions:
+            reason = f"does not export {precision}"
+        if reason:
+            skipped.append(f"{model} {backend} {precision}: {reason}")
+        else:
+            out.append(Candidate(model, backend, precision, role))
+
+    for backend, precision in TEACHER_REFERENCES:
+        add("teacher", backend, precision, "teacher")
+    for backend, precision in BASELINES:
+        add("teacher", backend, precision, "baseline")
+    for entry in manager.backends:
+        for precision in entry.value.precisions:
+            add("student", entry.name, precision, "student")
+    return out, skipped
+
+
+class Bench:
+    """Measures candidates of one run for one device profile; see :func:`bench_run`."""
+
+    def __init__(
+        self,
+        run: Run,
+        profile: DeviceProfile,
+        manager: PluginManager,
+        *,
+        threads: int,
+        timing_seconds: float,
+        throughput_batch: int = THROUGHPUT_BATCH,
+    ) -> None:
+        self.run, self.profile, self.manager = run, profile, manager
+        self.threads, self.timing_seconds = threads, timing_seconds
+        self.data = run.data(manager)
+        self.batches = tuple(sorted({1, profile.budgets.batch_size, throughput_batch}))
+        self.calibration = calibration_inputs(self.data.train.x, run.resolved.recipe.seed)
+        self.models: dict[str, torch.nn.Module] = {}
+
+    def model(self, name: str) -> torch.nn.Module:
+        if name not in self.models:
+            self.models[name] = load_model(self.run.path / name, self.manager)[0]
+        return self.models[name]
+
+    def options(self, candidate: Candidate, batch: int) -> ExportOptions:
+        """The profile's runtime settings at ``batch`` with the bench's threads (in
+        the profile's input layout where the backend builds it, NCHW otherwise)."""
+        options = export_options(self.profile, candidate.precision, self.calibration)
+        layouts = self.manager.backends.get(candidate.backend).layouts
+        layout = options.input_layout if options.input_layout in layouts else "NCHW"
+        return dataclasses.replace(options, threads=self.threads, batch_size=batch, input_layout=layout)
+
+    def measure(self, candidate: Candidate, folder: Path) -> Measurement:
+        """Export through the parity gate, then time every batch size (re-exporting where the runtime's
+        batch is fixed) and measure the inference process's peak memory at the profile's batch."""
+        model = self.model(candidate.model)
+        test = self.data.test
+        row = Measurement(candidate, count_parameters(model), forward_flops(model, test.x[:8]))
+        backend = self.manager.backends.get(candidate.backend)()
+        thresholds = parity_thresholds(self.profile.parity, candidate.precision)
+        exports: dict[int, CheckedExport] = {}
+        try:
+            for batch in self.batches:
+                reusable = next((e for e in exports.values() if _runs_any_batch(e.artifact)), None)
+                if reusable is None:
+                    target = folder / f"b{batch}"
+                    target.mkdir(parents=True)
+                    options = self.options(candidate, batch)
+                    reusable = export_checked(model, backend, options, (test.x, test.y), thresholds, target)
+                exports[batch] = reusable
+                row.latency[batch] = measure_latency(
+                    exports[batch].runner, sample_batch(test.x, batch), min_seconds=self.timing_seconds
+                )
+        except ParityError as exc:
+            row.refused = exc.what
+            return row
+        first = exports[self.batches[0]]
+        row.size_bytes = first.artifact.size_bytes
+        row.accuracy, row.agreement = first.parity.accuracy, first.parity.top1_agreement
+        profile_batch = self.profile.budgets.batch_size
+        memory = measure_peak_memory(
+            candidate.backend,
+            exports[profile_batch].artifact,
+            self.options(candidate, profile_batch),
+            sample_batch(test.x, profile_batch),
+        )
+        row.peak_memory_mb = memory.process_peak_mb
+        return row
+
+
+def _runs_any_batch(artifact: Artifact) -> bool:
+    return not artifact.inputs or not isinstance(artifact.inputs[0].shape[0], int)
+
+
+def bench_run(
+    run: Run,
+    profile: DeviceProfile,
+    manager: PluginManager,
+    *,
+    threads: int,
+    timing_seconds: float = 2.0,
+    throughput_batch: int = THROUGHPUT_BATCH,
+    on_candidate: Callable[[Candidate], None] | None = None,
+) -> tuple[BenchResult, list[str]]:
+    """Measure every candidate of ``run`` for ``profile`` one after another; returns the result and a line
+    for each candidate that cannot run here."""
+    import torch
+
+    bench = Bench(
+        run, profile, manager, threads=threads, timing_seconds=timing_seconds, throughput_batch=throughput_batch
+    )
+    todo, skipped = candidates(manager)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, candidate in enumerate(todo):
+                if on_candidate is not None:
+                    on_candidate(candidate)
+                rows.append(bench.measure(candidate, Path(tmp) / str(i)))
+    finally:
+        torch.set_num_threads(previous)
+    peak = matmul_peak(threads)
+    result = BenchResult(run.name, profile.name, threads, len(bench.data.test), bench.batches, peak, rows)
+    return result, skipped
