@@ -1,6 +1,6 @@
 """Teacher and every stage of a compressed student, side by side in one run, on the held-out test split.
 
-    python bench/compression.py runs/realtime-vision [--threads 2] [--out bench/results]
+    python bench/compression.py runs/realtime-vision [--device realtime-vision] [--threads 2] [--out bench/results]
 
 For the teacher and each kept stage (``stages/00-student``, ``02-prune``, ...): parameters, PyTorch
 accuracy, and for TFLite and ONNX at fp32 and int8 (each through the parity gate): file size, accuracy,
@@ -16,58 +16,34 @@ import itertools
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from edgepeft.backend import ExportOptions
-from edgepeft.devices import parity_thresholds
-from edgepeft.errors import ParityError
-from edgepeft.export import calibration_inputs, export_checked
+from edgepeft.benchmark import Bench, Candidate, Measurement
+from edgepeft.devices import load_profile
 from edgepeft.plugins import default_manager
-from edgepeft.profile import measure_latency, sample_batch
-from edgepeft.run import count_parameters, load_model, open_run
+from edgepeft.run import open_run
 from edgepeft.train import accuracy, predict
 
 EXPORTS = [("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
 
 
-@dataclass
-class Measured:
-    """One export of one model: size, accuracy, latency (or why the parity gate refused it)."""
-
-    size_bytes: int
-    accuracy: float | None
-    agreement: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    refused: str = ""
-
-
-def measure(model, backend, precision: str, data, threads: int, folder: Path) -> Measured:
-    options = ExportOptions(
-        precision=precision, threads=threads, batch_size=1, calibration=calibration_inputs(data.train.x, 0)
-    )
-    folder.mkdir(parents=True)
-    try:
-        checked = export_checked(
-            model, backend, options, (data.test.x, data.test.y), parity_thresholds({}, precision), folder
-        )
-    except ParityError as exc:
-        size = sum(f.stat().st_size for f in folder.iterdir())
-        return Measured(size, None, None, None, None, refused=exc.what)
-    latency = measure_latency(checked.runner, sample_batch(data.test.x, 1))
-    return Measured(
-        checked.artifact.size_bytes,
-        checked.parity.accuracy,
-        checked.parity.top1_agreement,
-        latency.p50_ms,
-        latency.p95_ms,
-    )
+def figures(m: Measurement) -> dict:
+    """One export's size, accuracy and batch-1 latency, or why the parity gate refused it."""
+    lat = m.latency.get(1)
+    return {
+        "size_bytes": m.size_bytes,
+        "accuracy": m.accuracy,
+        "agreement": m.agreement,
+        "p50_ms": lat.p50_ms if lat and not m.refused else None,
+        "p95_ms": lat.p95_ms if lat and not m.refused else None,
+        "refused": m.refused,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
+    parser.add_argument("--device", default="realtime-vision", help="profile whose runtime settings and parity apply")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
@@ -77,24 +53,26 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     manager = default_manager()
     run = open_run(Path(args.run), manager)
-    data = run.data(manager)
-    folders = [run.path / "teacher", *sorted(p for p in (run.path / "stages").iterdir() if p.is_dir())]
+    profile = load_profile(args.device, manager.devices)
+    bench = Bench(run, profile, manager, threads=args.threads, timing_seconds=2.0, batches=(1,), memory=False)
+    data = bench.data
+    models = ["teacher", *sorted(f"stages/{p.name}" for p in (run.path / "stages").iterdir() if p.is_dir())]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in folders:
-            model, _ = load_model(folder, manager)
+        for name in models:
+            model = bench.model(name)
             row = {
-                "model": folder.name,
-                "parameters": count_parameters(model),
+                "model": Path(name).name,
+                "parameters": sum(p.numel() for p in model.parameters()),
                 "pytorch_accuracy": accuracy(predict(model, data.test.x), data.test.y),
             }
             for backend, precision in EXPORTS:
-                target = Path(tmp) / folder.name / f"{backend}-{precision}"
-                row[f"{backend} {precision}"] = vars(
-                    measure(model, manager.backends.get(backend)(), precision, data, args.threads, target)
+                candidate = Candidate(name, backend, precision, "teacher" if name == "teacher" else "student")
+                row[f"{backend} {precision}"] = figures(
+                    bench.measure(candidate, Path(tmp) / name / backend / precision)
                 )
             rows.append(row)
-            print(f"measured {folder.name}", flush=True)
+            print(f"measured {name}", flush=True)
     table = render(rows, run.name, len(data.test), args.threads)
     print(table)
     out = Path(args.out)
@@ -114,18 +92,18 @@ def render(rows: list[dict], run: str, examples: int, threads: int) -> str:
     ]
     teacher_file = teacher["tflite fp32"]["size_bytes"]
     for row in rows:
-        for name, _ in ((f"{b} {p}", None) for b, p in EXPORTS):
+        for name in (f"{b} {p}" for b, p in EXPORTS):
             m = row[name]
             figures = (
-                f"{m['accuracy']:.2%} | {m['accuracy'] / teacher['pytorch_accuracy']:.2%} | {m['agreement']:.2%} "
+                f"{m['size_bytes'] / 1024:.1f} | {teacher_file / m['size_bytes']:.1f}x | {m['accuracy']:.2%} "
+                f"| {m['accuracy'] / teacher['pytorch_accuracy']:.2%} | {m['agreement']:.2%} "
                 f"| {m['p50_ms']:.3f} | {m['p95_ms']:.3f}"
-                if m["accuracy"] is not None
-                else f"refused by the parity gate: {m['refused'][:60]} | | | |"
+                if not m["refused"]
+                else f"refused by the parity gate: {m['refused'][:60]} | | | | | |"
             )
             lines.append(
                 f"| {row['model']} | {row['parameters']:,} | {teacher['parameters'] / row['parameters']:.1f}x "
-                f"| {row['pytorch_accuracy']:.2%} | {name} | {m['size_bytes'] / 1024:.1f} "
-                f"| {teacher_file / m['size_bytes']:.1f}x | {figures} |"
+                f"| {row['pytorch_accuracy']:.2%} | {name} | {figures} |"
             )
     lines += ["", *findings(rows)]
     return "\n".join(lines)

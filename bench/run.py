@@ -156,12 +156,12 @@ def main() -> None:
         notes = [f"not measured: {line}" for line in skipped]
         write(result, args.out / scenario.name, notes)
         results[scenario.name] = render(result) + "".join(f"\n- {n}" for n in notes)
-        best = max(
-            (r for r in ratios(result) if r.label.startswith("student")), key=lambda r: r.faster_than_baseline or 0
-        )
-        console.print(
-            f"{scenario.name}: fastest student {best.label}, {best.faster_than_baseline:.2f}x the baseline at batch 1"
-        )
+        students = [r for r in ratios(result) if r.label.startswith("student") and r.baseline is not None]
+        for r in sorted(students, key=lambda r: -r.baseline.faster)[:3]:
+            console.print(
+                f"  {r.label}: {r.baseline.smaller:.1f}x smaller and {r.baseline.faster:.1f}x faster at batch 1 "
+                f"than the baseline, {r.baseline.accuracy_points:+.2f} accuracy points"
+            )
     if first_run is None:
         raise SystemExit("no scenario to measure: " + "; ".join(missing))
     console.print("measuring toolkit overhead")

@@ -2,62 +2,72 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from edgepeft import atomic
 from edgepeft.benchmark import BenchResult, Measurement
 
 
 @dataclass(frozen=True)
-class Ratios:
-    """One row against the teacher (PyTorch fp32) and the baseline (the teacher through onnxruntime's
-    dynamic int8): how many times smaller and faster, and the accuracy it gives up, in points."""
+class Comparison:
+    """One row against a reference row: times smaller, times faster (p50 at batch 1; p95 at the profile's
+    batch), times the reference's throughput at the large batch, times less inference memory, and the
+    accuracy difference in points."""
 
-    label: str
-    smaller_than_teacher: float
-    smaller_than_baseline: float | None
-    faster_than_teacher: float
-    faster_than_baseline: float | None
-    throughput_vs_teacher: float
-    throughput_vs_baseline: float | None
-    accuracy_vs_teacher: float
-    accuracy_vs_baseline: float | None
+    smaller: float
+    faster: float
+    faster_at_profile_batch: float
+    throughput: float
+    less_memory: float
+    accuracy_points: float
 
 
-def _against(row: Measurement, ref: Measurement, big: int) -> tuple[float, float, float, float]:
-    """``row`` against ``ref``: times smaller, times faster at batch 1 (p50), times the throughput at
-    ``big``, and accuracy difference in points."""
-    return (
-        ref.size_bytes / row.size_bytes,
-        ref.latency[1].p50_ms / row.latency[1].p50_ms,
-        row.items_per_second(big) / ref.items_per_second(big),
-        (row.accuracy - ref.accuracy) * 100,
+def compare(row: Measurement, ref: Measurement, result: BenchResult) -> Comparison:
+    batch, big = result.profile_batch, result.throughput_batch
+    return Comparison(
+        smaller=ref.size_bytes / row.size_bytes,
+        faster=ref.latency[1].p50_ms / row.latency[1].p50_ms,
+        faster_at_profile_batch=ref.latency[batch].p95_ms / row.latency[batch].p95_ms,
+        throughput=row.items_per_second(big) / ref.items_per_second(big),
+        less_memory=ref.peak_memory_mb / row.peak_memory_mb,
+        accuracy_points=(row.accuracy - ref.accuracy) * 100,
     )
 
 
+@dataclass(frozen=True)
+class Ratios:
+    """One row against the teacher (PyTorch fp32) and the baseline (the teacher through onnxruntime's
+    dynamic int8)."""
+
+    label: str
+    teacher: Comparison
+    baseline: Comparison | None
+
+
 def ratios(result: BenchResult) -> list[Ratios]:
-    """Ratios for every measured row; latency ratios compare p50 at batch 1, throughput the large batch."""
+    """Ratios of every measured row to the teacher and to the baseline."""
     teacher, baseline = result.reference("teacher"), result.reference("baseline")
     if teacher is None:
         return []
-    big = result.throughput_batch
-    out = []
-    for row in result.rows:
-        if row.refused:
-            continue
-        t = _against(row, teacher, big)
-        b = _against(row, baseline, big) if baseline is not None else (None,) * 4
-        out.append(Ratios(row.candidate.label, t[0], b[0], t[1], b[1], t[2], b[2], t[3], b[3]))
-    return out
+    return [
+        Ratios(
+            row.candidate.label,
+            compare(row, teacher, result),
+            compare(row, baseline, result) if baseline is not None else None,
+        )
+        for row in result.rows
+        if not row.refused
+    ]
 
 
-def _x(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
 
 
-def _points(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2f}"
+def _points(value: float) -> str:
+    return f"{value:+.2f}"
 
 
 def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
@@ -104,30 +114,32 @@ def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
 
 
 def ratio_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of each candidate's ratios to the teacher and to the baseline."""
-    big = result.throughput_batch
+    """Header and rows of each candidate's ratios to the teacher (T) and to the baseline (B)."""
+    batch, big = result.profile_batch, result.throughput_batch
+    at_batch = batch not in (1, big)
     header = [
         "model",
-        "smaller than teacher",
-        "smaller than baseline",
-        "faster @1 than teacher",
-        "faster @1 than baseline",
-        f"throughput @{big} vs teacher",
-        "vs baseline",
-        "accuracy vs teacher (points)",
-        "vs baseline (points)",
+        "smaller T / B",
+        "faster @1 T / B",
+        *([f"faster p95 @{batch} T / B"] if at_batch else []),
+        f"throughput @{big} T / B",
+        "less memory T / B",
+        "accuracy points T / B",
     ]
+
+    def pair(r: Ratios, name: str, show: Any) -> str:
+        b = show(getattr(r.baseline, name)) if r.baseline is not None else "-"
+        return f"{show(getattr(r.teacher, name))} / {b}"
+
     rows = [
         [
             r.label,
-            _x(r.smaller_than_teacher),
-            _x(r.smaller_than_baseline),
-            _x(r.faster_than_teacher),
-            _x(r.faster_than_baseline),
-            _x(r.throughput_vs_teacher),
-            _x(r.throughput_vs_baseline),
-            _points(r.accuracy_vs_teacher),
-            _points(r.accuracy_vs_baseline),
+            pair(r, "smaller", _x),
+            pair(r, "faster", _x),
+            *([pair(r, "faster_at_profile_batch", _x)] if at_batch else []),
+            pair(r, "throughput", _x),
+            pair(r, "less_memory", _x),
+            pair(r, "accuracy_points", _points),
         ]
         for r in ratios(result)
     ]
@@ -150,8 +162,8 @@ def describe(result: BenchResult) -> str:
         + f", throughput at batch {result.throughput_batch}. This machine's fp32 matmul peak: "
         f"{peak.flops_per_second / 1e9:.1f} GFLOP/s ({peak.size}x{peak.size}, {peak.threads} threads); the FLOP "
         "floor is a model's FLOPs at that peak. Teacher = the teacher in PyTorch fp32; baseline = the teacher "
-        "through onnxruntime dynamic int8. Peak MB = peak resident memory of a fresh process running the "
-        "exported file at the profile's batch."
+        "through onnxruntime dynamic int8; T / B = the ratio to each. Peak MB = peak resident memory of a fresh "
+        "process running the exported file at the profile's batch."
     )
 
 
@@ -222,7 +234,7 @@ def write(result: BenchResult, folder: Path, notes: list[str]) -> dict[str, Path
     if importlib.util.find_spec("matplotlib") is None:
         notes = [*notes, "no Pareto plot: matplotlib is not installed (pip install 'edgepeft[bench]')"]
         del paths["plot"]
-    data = {**result.as_dict(), "ratios": [vars(r) for r in ratios(result)], "notes": notes}
+    data = {**result.as_dict(), "ratios": [asdict(r) for r in ratios(result)], "notes": notes}
     atomic.write_json(paths["json"], data)
     text = render(result) + "".join(f"\n\n- {note}" for note in notes)
     atomic.write_text(paths["markdown"], text + "\n")

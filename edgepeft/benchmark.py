@@ -147,7 +147,8 @@ def candidates(manager: PluginManager) -> tuple[list[Candidate], list[str]]:
 
 
 class Bench:
-    """Measures candidates of one run for one device profile; see :func:`bench_run`."""
+    """Measures models of one run (``teacher``, ``student``, ``stages/NN-name``) for one device profile at
+    ``batches``, with the inference peak memory at the profile's batch when ``memory`` is set."""
 
     def __init__(
         self,
@@ -157,12 +158,13 @@ class Bench:
         *,
         threads: int,
         timing_seconds: float,
-        throughput_batch: int = THROUGHPUT_BATCH,
+        batches: tuple[int, ...],
+        memory: bool = True,
     ) -> None:
         self.run, self.profile, self.manager = run, profile, manager
         self.threads, self.timing_seconds = threads, timing_seconds
+        self.batches, self.memory = batches, memory
         self.data = run.data(manager)
-        self.batches = tuple(sorted({1, profile.budgets.batch_size, throughput_batch}))
         self.calibration = calibration_inputs(self.data.train.x, run.resolved.recipe.seed)
         self.models: dict[str, torch.nn.Module] = {}
 
@@ -181,7 +183,7 @@ class Bench:
 
     def measure(self, candidate: Candidate, folder: Path) -> Measurement:
         """Export through the parity gate, then time every batch size (re-exporting where the runtime's
-        batch is fixed) and measure the inference process's peak memory at the profile's batch."""
+        batch is fixed) and measure the inference process's peak memory."""
         model = self.model(candidate.model)
         test = self.data.test
         row = Measurement(candidate, count_parameters(model), forward_flops(model, test.x[:8]))
@@ -206,6 +208,8 @@ class Bench:
         first = exports[self.batches[0]]
         row.size_bytes = first.artifact.size_bytes
         row.accuracy, row.agreement = first.parity.accuracy, first.parity.top1_agreement
+        if not self.memory:
+            return row
         profile_batch = self.profile.budgets.batch_size
         memory = measure_peak_memory(
             candidate.backend,
@@ -235,9 +239,8 @@ def bench_run(
     for each candidate that cannot run here."""
     import torch
 
-    bench = Bench(
-        run, profile, manager, threads=threads, timing_seconds=timing_seconds, throughput_batch=throughput_batch
-    )
+    batches = tuple(sorted({1, profile.budgets.batch_size, throughput_batch}))
+    bench = Bench(run, profile, manager, threads=threads, timing_seconds=timing_seconds, batches=batches)
     todo, skipped = candidates(manager)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -251,5 +254,5 @@ def bench_run(
     finally:
         torch.set_num_threads(previous)
     peak = matmul_peak(threads)
-    result = BenchResult(run.name, profile.name, threads, len(bench.data.test), bench.batches, peak, rows)
+    result = BenchResult(run.name, profile.name, threads, len(bench.data.test), batches, peak, rows)
     return result, skipped

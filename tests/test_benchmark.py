@@ -80,13 +80,15 @@ def test_ratios_compare_each_row_with_the_teacher_and_the_baseline():
     result = BenchResult("r", "d", 2, 100, (1, 256), MatmulPeak(1e10, 1024, 2), rows)
     by_label = {r.label: r for r in ratios(result)}
     assert len(by_label) == 3, "the refused row has no ratios"
-    teacher = by_label["teacher cpu x"]
-    assert teacher.smaller_than_teacher == teacher.faster_than_teacher == teacher.throughput_vs_teacher == 1.0
+    teacher = by_label["teacher cpu x"].teacher
+    assert teacher.smaller == teacher.faster == teacher.throughput == teacher.less_memory == 1.0
     student = by_label["student tflite x"]
-    assert student.smaller_than_teacher == pytest.approx(40) and student.smaller_than_baseline == pytest.approx(10)
-    assert student.faster_than_teacher == pytest.approx(10) and student.faster_than_baseline == pytest.approx(5)
-    assert student.throughput_vs_baseline == pytest.approx(5)
-    assert student.accuracy_vs_teacher == pytest.approx(-2) and student.accuracy_vs_baseline == pytest.approx(-1)
+    assert student.teacher.smaller == pytest.approx(40) and student.baseline.smaller == pytest.approx(10)
+    assert student.teacher.faster == pytest.approx(10) and student.baseline.faster == pytest.approx(5)
+    assert student.baseline.throughput == pytest.approx(5)
+    assert student.teacher.accuracy_points == pytest.approx(-2) and student.baseline.accuracy_points == pytest.approx(
+        -1
+    )
 
 
 def test_candidates_are_the_teacher_references_the_baselines_and_every_student_export(manager):
@@ -133,10 +135,10 @@ def test_quick_harness_measures_every_candidate_and_writes_table_plot_and_overhe
     assert rows["teacher cpu fp32"]["accuracy"] == pytest.approx(metrics["teacher"]["test_accuracy"])
     assert rows["student cpu fp32"]["accuracy"] == pytest.approx(metrics["student"]["test_accuracy"])
     assert rows["student cpu fp32"]["parameters"] == metrics["student"]["parameters"]
-    teacher = next(r for r in result["ratios"] if r["label"] == "teacher cpu fp32")
-    assert teacher["smaller_than_teacher"] == teacher["faster_than_teacher"] == 1.0
+    teacher = next(r["teacher"] for r in result["ratios"] if r["label"] == "teacher cpu fp32")
+    assert teacher["smaller"] == teacher["faster"] == teacher["less_memory"] == 1.0
     student = next(r for r in result["ratios"] if r["label"] == "student tflite int8")
-    assert student["smaller_than_baseline"] > 1, "the int8 student file is smaller than the int8 teacher's"
+    assert student["baseline"]["smaller"] > 1, "the int8 student file is smaller than the int8 teacher's"
     assert result["matmul_peak"]["flops_per_second"] > 1e8
     assert (out / "digits" / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     overhead = json.loads((out / "overhead.json").read_text())
