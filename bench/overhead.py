@@ -1,6 +1,6 @@
 """What edgepeft itself costs: cold CLI start, the training loop against a plain PyTorch loop, and what
-caching the teacher's outputs saves. Every comparison alternates its two sides in one process, so a
-noisy machine slows both alike; medians are reported with their ratio."""
+caching the teacher's outputs saves. Every comparison runs each side once untimed, then alternates the
+two sides in one process, so a noisy machine slows both alike; medians are reported with their ratio."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from edgepeft.train import Checkpointer, TrainContext, accuracy, batches, fit, p
 
 
 def alternate(first: Callable[[], float], second: Callable[[], float], repeats: int) -> tuple[float, float]:
-    """Run ``first`` and ``second`` in turn ``repeats`` times each; their median results."""
+    """Run each side once as a warm-up, then both in turn ``repeats`` times; their median results."""
+    first(), second()
     a, b = [], []
     for _ in range(repeats):
         a.append(first())
@@ -50,9 +51,9 @@ def cli_startup(repeats: int) -> dict[str, float]:
     return {"edgepeft_help_s": help_s, "python_pass_s": bare_s, "ratio": help_s / bare_s}
 
 
-def plain_loop(model: torch.nn.Module, ctx: TrainContext, epochs: int, lr: float) -> None:
+def plain_loop(model: torch.nn.Module, ctx: TrainContext, epochs: int, lr: float, weight_decay: float) -> None:
     """What a user writes by hand: the same batches, optimizer and schedule, a validation pass per epoch."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = -(-len(ctx.data.train) // ctx.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
     for epoch in range(1, epochs + 1):
@@ -66,21 +67,17 @@ def plain_loop(model: torch.nn.Module, ctx: TrainContext, epochs: int, lr: float
         accuracy(predict(model, ctx.data.validation.x), ctx.data.validation.y)
 
 
-def _quiet_progress() -> Progress:
-    return Progress(console=Console(file=io.StringIO(), force_terminal=True))
-
-
-class _Timed:
-    """Builds a fresh student from one seed for every timed run and times a training function on it."""
+class LoopTimer:
+    """Times training functions per step, each on a fresh student built from one seed."""
 
     def __init__(self, manager: PluginManager, resolved: ResolvedRecipe, ctx: TrainContext, epochs: int) -> None:
         self.manager, self.resolved, self.ctx, self.epochs = manager, resolved, ctx, epochs
+        self.section = resolved.recipe.student
         self.steps = epochs * -(-len(ctx.data.train) // ctx.batch_size)
 
     def student(self) -> torch.nn.Module:
-        section = self.resolved.recipe.student
         torch.manual_seed(0)
-        return self.manager.models.get(section.model)().build(
+        return self.manager.models.get(self.section.model)().build(
             self.resolved.student_options, self.ctx.data.input_shape, self.ctx.data.num_classes
         )
 
@@ -90,19 +87,26 @@ class _Timed:
         train(model)
         return (time.perf_counter() - start) / self.steps * 1e3
 
-    def edgepeft_fit(self, techniques: tuple = ()) -> Callable[[torch.nn.Module], Any]:
-        """``fit`` as ``edgepeft train`` calls it: lifecycle hooks, a progress bar and checkpoints."""
-        lr = self.resolved.recipe.student.lr
+    def plain(self) -> Callable[[torch.nn.Module], Any]:
+        return lambda model: plain_loop(model, self.ctx, self.epochs, self.section.lr, self.section.weight_decay)
+
+    def edgepeft(self, techniques: Callable[[], tuple[edgepeft.Technique, ...]] = tuple) -> Callable[..., Any]:
+        """``fit`` as ``edgepeft train`` calls it (lifecycle hooks, a progress bar, checkpoints), after
+        setting up the techniques ``techniques()`` returns, inside the timed span."""
 
         def train(model: torch.nn.Module) -> None:
-            with tempfile.TemporaryDirectory() as tmp, _quiet_progress() as progress:
+            chosen = techniques()
+            for technique in chosen:
+                technique.setup(self.ctx)
+            with tempfile.TemporaryDirectory() as tmp, Progress(console=Console(file=io.StringIO())) as progress:
                 fit(
                     model,
                     self.ctx,
                     phase="student",
                     epochs=self.epochs,
-                    lr=lr,
-                    techniques=techniques,
+                    lr=self.section.lr,
+                    weight_decay=self.section.weight_decay,
+                    techniques=chosen,
                     on_step=lambda hook, state: self.manager.call(hook, state=state),
                     progress=progress,
                     checkpoint=Checkpointer(Path(tmp) / "checkpoint.pt"),
@@ -111,17 +115,18 @@ class _Timed:
         return train
 
 
-def uncached_distill(manager: PluginManager, options: Any, teacher: torch.nn.Module) -> edgepeft.Technique:
+def uncached_distill(manager: PluginManager, options: Any) -> edgepeft.Technique:
     """The ``distill`` technique, but running the teacher on every batch instead of looking its logits up."""
     base = manager.techniques.get("distill")
 
     class Uncached(base):  # type: ignore[misc, valid-type]
         def setup(self, ctx: TrainContext) -> None:
+            self.teacher = ctx.teacher.eval()
             self.teacher_logits = torch.zeros(len(ctx.data.train), ctx.data.num_classes)
 
         def loss_terms(self, terms: dict, batch: Any, logits: torch.Tensor) -> dict:
             with torch.no_grad():
-                self.teacher_logits[batch.index] = teacher(batch.x)
+                self.teacher_logits[batch.index] = self.teacher(batch.x)
             return super().loss_terms(terms, batch, logits)
 
     return Uncached(options)
@@ -129,36 +134,37 @@ def uncached_distill(manager: PluginManager, options: Any, teacher: torch.nn.Mod
 
 def training_overhead(
     manager: PluginManager, resolved: ResolvedRecipe, ctx: TrainContext, *, epochs: int, repeats: int
-) -> dict[str, float]:
-    """edgepeft's training loop against :func:`plain_loop` on the recipe's student and data, and distillation
-    with cached teacher logits against running the teacher every step (milliseconds per step, medians)."""
-    timed = _Timed(manager, resolved, ctx, epochs)
-    lr = resolved.recipe.student.lr
+) -> dict[str, Any]:
+    """edgepeft's training loop against :func:`plain_loop` on the recipe's student and data, and, when the
+    recipe distils, distillation with cached teacher logits (building the cache counted) against running
+    the teacher every step (milliseconds per step, medians)."""
+    timer = LoopTimer(manager, resolved, ctx, epochs)
     toolkit, plain = alternate(
-        lambda: timed.per_step_ms(timed.edgepeft_fit()),
-        lambda: timed.per_step_ms(lambda m: plain_loop(m, ctx, epochs, lr)),
-        repeats,
+        lambda: timer.per_step_ms(timer.edgepeft()), lambda: timer.per_step_ms(timer.plain()), repeats
     )
-    distill = next(t for t in resolved.techniques if t.name == "distill")
-    teacher = ctx.teacher.eval()
-    distill.setup(ctx)
-    uncached = uncached_distill(manager, distill.options, teacher)
-    uncached.setup(ctx)
-    cached_ms, uncached_ms = alternate(
-        lambda: timed.per_step_ms(timed.edgepeft_fit((distill,))),
-        lambda: timed.per_step_ms(timed.edgepeft_fit((uncached,))),
-        repeats,
-    )
-    return {
-        "steps_timed": timed.steps,
+    out: dict[str, Any] = {
+        "epochs": epochs,
+        "steps_timed": timer.steps,
         "edgepeft_ms_per_step": toolkit,
         "plain_ms_per_step": plain,
         "loop_overhead": toolkit / plain - 1,
-        "distill_cached_ms_per_step": cached_ms,
-        "distill_uncached_ms_per_step": uncached_ms,
-        "caching_saving": 1 - cached_ms / uncached_ms,
-        "student_parameters": sum(p.numel() for p in timed.student().parameters()),
-        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
-        "train_examples": len(ctx.data.train),
+        "student_parameters": sum(p.numel() for p in timer.student().parameters()),
         "batch_size": ctx.batch_size,
+        "train_examples": len(ctx.data.train),
+    }
+    distill = next((t for t in resolved.techniques if t.name == "distill"), None)
+    if distill is None:
+        return out
+    cls, options = type(distill), distill.options
+    cached, uncached = alternate(
+        lambda: timer.per_step_ms(timer.edgepeft(lambda: (cls(options),))),
+        lambda: timer.per_step_ms(timer.edgepeft(lambda: (uncached_distill(manager, options),))),
+        repeats,
+    )
+    return {
+        **out,
+        "distill_cached_ms_per_step": cached,
+        "distill_uncached_ms_per_step": uncached,
+        "caching_saving": 1 - cached / uncached,
+        "teacher_parameters": sum(p.numel() for p in ctx.teacher.parameters()),
     }

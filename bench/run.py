@@ -14,7 +14,6 @@ A scenario whose recipe has not landed yet is listed as such.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,12 +23,14 @@ from typing import Any
 import torch
 from overhead import cli_startup, training_overhead
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from edgepeft import atomic
-from edgepeft.bench_report import ratios, render, write
-from edgepeft.benchmark import bench_run
+from edgepeft.bench_report import ratios, write
+from edgepeft.benchmark import bench_run, candidates
 from edgepeft.devices import load_profile
+from edgepeft.errors import EdgepeftError
 from edgepeft.plugins import PluginManager, default_manager
 from edgepeft.recipe import ResolvedRecipe, builtin_recipes, read_toml, resolve
 from edgepeft.run import Trainer, load_model, open_run
@@ -88,7 +89,7 @@ def measure_overhead(run_dir: Path, manager: PluginManager, quick: bool) -> dict
     )
     return {
         "cli": cli_startup(repeats=3 if quick else 9),
-        "training": training_overhead(manager, recipe, ctx, epochs=1 if quick else 3, repeats=1 if quick else 3),
+        "training": training_overhead(manager, recipe, ctx, epochs=1 if quick else 5, repeats=1 if quick else 5),
         "run": run.name,
     }
 
@@ -110,14 +111,43 @@ def summary(results: dict[str, Any], overhead: dict[str, Any], missing: list[str
         f"{train['batch_size']}, {train['steps_timed']} steps): edgepeft {train['edgepeft_ms_per_step']:.3f} ms "
         f"per step against a plain PyTorch loop {train['plain_ms_per_step']:.3f} ms: "
         f"{train['loop_overhead']:+.1%} overhead.",
-        f"- Teacher-output caching ({train['teacher_parameters']:,}-parameter teacher): distillation "
-        f"{train['distill_cached_ms_per_step']:.3f} ms per step with cached logits against "
-        f"{train['distill_uncached_ms_per_step']:.3f} ms running the teacher each step "
-        f"({train['caching_saving']:.1%} saved).",
     ]
+    if "caching_saving" in train:
+        lines.append(
+            f"- Teacher-output caching ({train['teacher_parameters']:,}-parameter teacher): distillation "
+            f"{train['distill_cached_ms_per_step']:.3f} ms per step with cached logits (building the cache "
+            f"included) against {train['distill_uncached_ms_per_step']:.3f} ms running the teacher each step "
+            f"({train['caching_saving']:.1%} saved)."
+        )
     if missing:
         lines += ["", "## Not measured", "", *(f"- {line}" for line in missing)]
     return "\n".join(lines) + "\n"
+
+
+def bench_scenario(
+    scenario: Scenario, run_dir: Path, manager: PluginManager, args: argparse.Namespace, console: Console
+) -> str:
+    """Measure one scenario's run into ``OUT/<scenario>/``; returns its Markdown."""
+    profile = load_profile(scenario.device, manager.devices)
+    todo, skipped = candidates(manager)
+    console.print(f"{scenario.name}: measuring {len(todo)} candidates on {profile.name}")
+    result = bench_run(
+        open_run(run_dir, manager),
+        profile,
+        manager,
+        todo,
+        threads=args.threads,
+        timing_seconds=0.2 if args.quick else 2.0,
+        on_measured=lambda row: console.print(f"  measured {row.candidate.label}"),
+    )
+    paths = write(result, args.out / scenario.name, [f"not measured: {line}" for line in skipped])
+    students = [r for r in ratios(result) if r.label.startswith("student") and r.baseline is not None]
+    for r in sorted(students, key=lambda r: -r.baseline.faster)[:3]:
+        console.print(
+            f"  {r.label}: {r.baseline.smaller:.1f}x smaller and {r.baseline.faster:.1f}x faster at batch 1 "
+            f"than the baseline, {r.baseline.accuracy_points:+.2f} accuracy points"
+        )
+    return paths["markdown"].read_text()
 
 
 def main() -> None:
@@ -126,51 +156,43 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results") / time.strftime("%Y%m%d-%H%M%S"))
     parser.add_argument("--runs", type=Path, help="where finished runs are reused [default: runs, or OUT/runs]")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--scenario", action="append", help="only these scenarios (repeatable)")
+    parser.add_argument(
+        "--scenario", action="append", choices=[s.name for s in SCENARIOS], help="only these (repeatable)"
+    )
     args = parser.parse_args()
     runs = args.runs or (args.out / "runs" if args.quick else Path("runs"))
     console = Console(stderr=True, highlight=False)
     manager = default_manager()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    chosen = [s for s in SCENARIOS if (args.scenario is None or s.name in args.scenario)]
-    if args.quick:
-        chosen = [s for s in chosen if s.quick_epochs]
+    chosen = [s for s in SCENARIOS if args.scenario is None or s.name in args.scenario]
     results, missing, first_run = {}, [], None
     for scenario in chosen:
+        if args.quick and not scenario.quick_epochs:
+            continue
         if scenario.recipe not in builtin_recipes():
             missing.append(f"{scenario.name}: the built-in recipe {scenario.recipe!r} has not landed yet")
             continue
         run_dir = trained_run(scenario, manager, runs, args.quick, console)
         first_run = first_run or run_dir
-        profile = load_profile(scenario.device, manager.devices)
-        console.print(f"{scenario.name}: measuring on {profile.name}")
-        result, skipped = bench_run(
-            open_run(run_dir, manager),
-            profile,
-            manager,
-            threads=args.threads,
-            timing_seconds=0.2 if args.quick else 2.0,
-            on_candidate=lambda c: console.print(f"  {c.label}"),
-        )
-        notes = [f"not measured: {line}" for line in skipped]
-        write(result, args.out / scenario.name, notes)
-        results[scenario.name] = render(result) + "".join(f"\n- {n}" for n in notes)
-        students = [r for r in ratios(result) if r.label.startswith("student") and r.baseline is not None]
-        for r in sorted(students, key=lambda r: -r.baseline.faster)[:3]:
-            console.print(
-                f"  {r.label}: {r.baseline.smaller:.1f}x smaller and {r.baseline.faster:.1f}x faster at batch 1 "
-                f"than the baseline, {r.baseline.accuracy_points:+.2f} accuracy points"
-            )
+        results[scenario.name] = bench_scenario(scenario, run_dir, manager, args, console)
     if first_run is None:
-        raise SystemExit("no scenario to measure: " + "; ".join(missing))
+        raise SystemExit("no scenario to measure: " + "; ".join(missing or ["--quick runs only digits"]))
     console.print("measuring toolkit overhead")
     overhead = measure_overhead(first_run, manager, args.quick)
     atomic.write_json(args.out / "overhead.json", overhead)
     atomic.write_text(args.out / "summary.md", summary(results, overhead, missing, time.perf_counter() - started))
     print((args.out / "summary.md").read_text())
-    print(json.dumps({"out": str(args.out)}))
+
+
+def entry() -> None:
+    """main(), with edgepeft's errors as one line and an exit code instead of a traceback."""
+    try:
+        main()
+    except EdgepeftError as exc:
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from edgepeft.requirements import NeedsPackages
 
@@ -15,8 +14,10 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-Runner = Callable[["np.ndarray"], "np.ndarray"]
-"""A loaded model: a float32 batch in, a float32 batch of outputs out (numpy is not imported for it)."""
+class Runner(Protocol):
+    """A loaded model: a float32 batch in, a float32 batch of outputs out."""
+
+    def __call__(self, batch: np.ndarray, /) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

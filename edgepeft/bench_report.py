@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from edgepeft import atomic
-from edgepeft.benchmark import BenchResult, Measurement
+from edgepeft.benchmark import BASELINES, BenchResult, Measurement
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One row against a reference row: times smaller, times faster (p50 at batch 1; p95 at the profile's
+    """One row against a reference row: times smaller, times faster (p50 at batch 1 and at the profile's
     batch), times the reference's throughput at the large batch, times less inference memory, and the
     accuracy difference in points."""
 
@@ -20,54 +21,67 @@ class Comparison:
     faster: float
     faster_at_profile_batch: float
     throughput: float
-    less_memory: float
+    less_memory: float | None
     accuracy_points: float
 
 
 def compare(row: Measurement, ref: Measurement, result: BenchResult) -> Comparison:
     batch, big = result.profile_batch, result.throughput_batch
+    memory = (ref.peak_memory_mb, row.peak_memory_mb)
     return Comparison(
         smaller=ref.size_bytes / row.size_bytes,
         faster=ref.latency[1].p50_ms / row.latency[1].p50_ms,
-        faster_at_profile_batch=ref.latency[batch].p95_ms / row.latency[batch].p95_ms,
+        faster_at_profile_batch=ref.latency[batch].p50_ms / row.latency[batch].p50_ms,
         throughput=row.items_per_second(big) / ref.items_per_second(big),
-        less_memory=ref.peak_memory_mb / row.peak_memory_mb,
+        less_memory=memory[0] / memory[1] if None not in memory else None,
         accuracy_points=(row.accuracy - ref.accuracy) * 100,
     )
 
 
 @dataclass(frozen=True)
 class Ratios:
-    """One row against the teacher (PyTorch fp32) and the baseline (the teacher through onnxruntime's
-    dynamic int8)."""
+    """One row against the teacher (PyTorch fp32), the baseline (the teacher through onnxruntime dynamic
+    int8), and the teacher's one-line int8 export on the row's own runtime, where there is one."""
 
     label: str
     teacher: Comparison
     baseline: Comparison | None
+    same_runtime_baseline: Comparison | None
 
 
 def ratios(result: BenchResult) -> list[Ratios]:
-    """Ratios of every measured row to the teacher and to the baseline."""
+    """Ratios of every measured row."""
     teacher, baseline = result.reference("teacher"), result.reference("baseline")
     if teacher is None:
         return []
+    per_runtime = {r.candidate.backend: r for r in result.rows if r.candidate.role == "baseline" and not r.refused}
+
+    def against(row: Measurement, ref: Measurement | None) -> Comparison | None:
+        return compare(row, ref, result) if ref is not None else None
+
     return [
         Ratios(
             row.candidate.label,
             compare(row, teacher, result),
-            compare(row, baseline, result) if baseline is not None else None,
+            against(row, baseline),
+            against(row, per_runtime.get(row.candidate.backend)),
         )
         for row in result.rows
         if not row.refused
     ]
 
 
-def _x(value: float) -> str:
-    return f"{value:.2f}x"
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _points(value: float) -> str:
     return f"{value:+.2f}"
+
+
+def _latency(row: Measurement, batch: int) -> str:
+    lat = row.latency[batch]
+    return f"{lat.p50_ms:.3f} / {lat.p95_ms:.3f}"
 
 
 def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
@@ -83,7 +97,7 @@ def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
         "agreement",
         "peak MB",
         "p50 / p95 ms @1",
-        *([f"p95 ms @{batch}"] if batch not in (1, big) else []),
+        *([f"p50 / p95 ms @{batch}"] if batch != 1 else []),
         f"items/s @{big}",
         f"% of matmul peak @{big}",
         "FLOP floor ms @1",
@@ -92,19 +106,18 @@ def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     for r in result.rows:
         head = [r.candidate.label, r.candidate.role, f"{r.parameters:,}", f"{r.flops / 1e6:.2f}"]
         if r.refused:
-            rows.append([*head, f"refused by the parity gate: {r.refused}", *[""] * (len(header) - 5)])
+            rows.append([*head, f"not measured: {r.refused}", *[""] * (len(header) - 5)])
             continue
-        lat1 = r.latency[1]
         achieved = r.flops * r.items_per_second(big)
         rows.append(
             [
                 *head,
                 f"{r.size_bytes / 1024:,.1f}",
                 f"{r.accuracy:.2%}",
-                f"{r.agreement:.2%}",
-                f"{r.peak_memory_mb:.0f}",
-                f"{lat1.p50_ms:.3f} / {lat1.p95_ms:.3f}",
-                *([f"{r.latency[batch].p95_ms:.3f}"] if batch not in (1, big) else []),
+                f"{r.agreement:.2%}" + (" (below the parity gate)" if r.below_parity else ""),
+                "-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}",
+                _latency(r, 1),
+                *([_latency(r, batch)] if batch != 1 else []),
                 f"{r.items_per_second(big):,.0f}",
                 f"{achieved / peak.flops_per_second:.1%}",
                 f"{peak.floor_ms(r.flops):.4f}",
@@ -114,32 +127,32 @@ def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
 
 
 def ratio_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of each candidate's ratios to the teacher (T) and to the baseline (B)."""
+    """Header and rows of each candidate's ratios to the teacher (T), the baseline (B) and the teacher's
+    int8 on the same runtime (R)."""
     batch, big = result.profile_batch, result.throughput_batch
-    at_batch = batch not in (1, big)
     header = [
         "model",
-        "smaller T / B",
-        "faster @1 T / B",
-        *([f"faster p95 @{batch} T / B"] if at_batch else []),
-        f"throughput @{big} T / B",
-        "less memory T / B",
-        "accuracy points T / B",
+        "smaller T / B / R",
+        "faster @1 T / B / R",
+        *([f"faster @{batch} T / B / R"] if batch != 1 else []),
+        f"throughput @{big} T / B / R",
+        "less memory T / B / R",
+        "accuracy points T / B / R",
     ]
 
-    def pair(r: Ratios, name: str, show: Any) -> str:
-        b = show(getattr(r.baseline, name)) if r.baseline is not None else "-"
-        return f"{show(getattr(r.teacher, name))} / {b}"
+    def cell(r: Ratios, name: str, show: Callable[[float], str]) -> str:
+        refs = (r.teacher, r.baseline, r.same_runtime_baseline)
+        return " / ".join("-" if c is None or getattr(c, name) is None else show(getattr(c, name)) for c in refs)
 
     rows = [
         [
             r.label,
-            pair(r, "smaller", _x),
-            pair(r, "faster", _x),
-            *([pair(r, "faster_at_profile_batch", _x)] if at_batch else []),
-            pair(r, "throughput", _x),
-            pair(r, "less_memory", _x),
-            pair(r, "accuracy_points", _points),
+            cell(r, "smaller", _x),
+            cell(r, "faster", _x),
+            *([cell(r, "faster_at_profile_batch", _x)] if batch != 1 else []),
+            cell(r, "throughput", _x),
+            cell(r, "less_memory", _x),
+            cell(r, "accuracy_points", _points),
         ]
         for r in ratios(result)
     ]
@@ -155,22 +168,31 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 def describe(result: BenchResult) -> str:
     """One paragraph: what was measured, where, and what the ratios refer to."""
     peak = result.peak
+    references = result.as_dict()["references"]
+    baseline = references["baseline"] or f"not measured ({' '.join(BASELINES[0])} is unavailable)"
     return (
         f"{result.run} for device profile {result.device}: {result.examples:,} held-out test examples, "
         f"{result.threads} threads, latency at batch 1"
         + (f" and {result.profile_batch} (the profile's batch)" if result.profile_batch != 1 else "")
-        + f", throughput at batch {result.throughput_batch}. This machine's fp32 matmul peak: "
-        f"{peak.flops_per_second / 1e9:.1f} GFLOP/s ({peak.size}x{peak.size}, {peak.threads} threads); the "
-        "FLOP floor is a model's FLOPs at that peak (int8 rows are held to the fp32 peak too, so they can pass "
-        "100%). Teacher = the teacher in PyTorch fp32; baseline = the teacher through onnxruntime dynamic int8; "
-        "T / B = the ratio to each. Peak MB = peak resident memory of a fresh process running the exported "
-        "file at the profile's batch."
+        + f", throughput (items over mean time per call) at batch {result.throughput_batch}. This machine's "
+        f"fp32 matmul peak: {peak.flops_per_second / 1e9:.1f} GFLOP/s ({peak.size}x{peak.size}, {peak.threads} "
+        "threads); the FLOP floor is a model's FLOPs at that peak (int8 rows are held to the fp32 peak too, so "
+        f"they can pass 100%). T = the teacher in PyTorch fp32 ({references['teacher']}); B = the baseline, "
+        f"{baseline}; R = the teacher's one-line int8 export on the row's own runtime. Peak MB = peak "
+        "resident memory of a fresh process running the exported file at the profile's batch. Student exports "
+        "passed the parity gate; teacher and baseline exports are measured as converted."
     )
 
 
-def render(result: BenchResult) -> str:
-    """The result as Markdown: a description, the measured table and the ratio table."""
-    return "\n\n".join([describe(result), markdown(*measured_table(result)), markdown(*ratio_table(result))])
+def below_parity(result: BenchResult) -> list[str]:
+    """A line for each ungated (teacher or baseline) export that misses the parity gate."""
+    return [f"{r.candidate.label} misses the parity gate: {r.below_parity}" for r in result.rows if r.below_parity]
+
+
+def render(result: BenchResult, notes: list[str]) -> str:
+    """The result as Markdown: a description, the measured table, the ratio table and the notes."""
+    parts = [describe(result), markdown(*measured_table(result)), markdown(*ratio_table(result))]
+    return "\n\n".join(parts) + "".join(f"\n\n- {note}" for note in [*below_parity(result), *notes])
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -187,16 +209,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 STYLE = {"teacher": ("*", "black"), "baseline": ("s", "tab:red"), "student": ("o", "tab:blue")}
 
 
-def plot_pareto(result: BenchResult, path: Path) -> None:
+def plot_pareto(result: BenchResult, path: Path) -> bool:
     """Accuracy against file size and against batch-1 latency, teacher, baselines and students marked,
-    with each panel's Pareto front, as a PNG written atomically to ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with each panel's Pareto front, as a PNG written atomically to ``path``; False when no row has figures."""
+    from matplotlib.figure import Figure
 
     rows = [r for r in result.rows if not r.refused]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
+    if not rows:
+        return False
+    fig = Figure(figsize=(13, 5), constrained_layout=True)
+    axes = fig.subplots(1, 2)
     panels = (
         ("file size (KB, log scale)", lambda r: r.size_bytes / 1024),
         ("p50 latency at batch 1 (ms, log scale)", lambda r: r.latency[1].p50_ms),
@@ -222,23 +244,21 @@ def plot_pareto(result: BenchResult, path: Path) -> None:
     fig.suptitle(f"{result.run} on {result.device}: accuracy vs size and latency ({result.threads} threads)")
     with atomic.atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    return True
 
 
 def write(result: BenchResult, folder: Path, notes: list[str]) -> dict[str, Path]:
     """Write ``bench.json`` (every figure and ratio), ``bench.md`` and, with matplotlib installed (the
     ``bench`` extra), ``pareto.png`` to ``folder``; returns the paths written."""
-    import importlib.util
-
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "bench.json", "markdown": folder / "bench.md", "plot": folder / "pareto.png"}
     if importlib.util.find_spec("matplotlib") is None:
         notes = [*notes, "no Pareto plot: matplotlib is not installed (pip install 'edgepeft[bench]')"]
         del paths["plot"]
+    elif not plot_pareto(result, paths["plot"]):
+        notes = [*notes, "no Pareto plot: no candidate could be measured"]
+        del paths["plot"]
     data = {**result.as_dict(), "ratios": [asdict(r) for r in ratios(result)], "notes": notes}
     atomic.write_json(paths["json"], data)
-    text = render(result) + "".join(f"\n\n- {note}" for note in notes)
-    atomic.write_text(paths["markdown"], text + "\n")
-    if "plot" in paths:
-        plot_pareto(result, paths["plot"])
+    atomic.write_text(paths["markdown"], render(result, notes) + "\n")
     return paths

@@ -2,8 +2,10 @@
 precision, measured side by side on this machine in one process, on the held-out test split.
 
 The baselines are what a user gets from the teacher in one line: onnxruntime dynamic int8
-(``quantize_dynamic``, the default of Optimum and Olive) and TFLite post-training int8. Every export
-passes the parity gate before it is timed; one the gate refuses is kept in the results as refused.
+(``quantize_dynamic``, the default of Optimum and Olive) and TFLite post-training int8. Student exports
+pass the parity gate before they are timed (one the gate refuses is kept as refused); the teacher and
+the baselines are measured as they come, like a user without edgepeft gets them, and marked where they
+miss the gate.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from edgepeft.backend import Artifact, ExportOptions
 from edgepeft.compute import MatmulPeak, forward_flops, matmul_peak
-from edgepeft.devices import DeviceProfile, parity_thresholds
-from edgepeft.errors import ParityError
+from edgepeft.devices import DeviceProfile, ParityThresholds, parity_thresholds
+from edgepeft.errors import EdgepeftError
 from edgepeft.export import CheckedExport, calibration_inputs, export_checked, export_options
 from edgepeft.memory import measure_peak_memory
 from edgepeft.profile import Latency, measure_latency, sample_batch
@@ -34,6 +36,8 @@ BASELINES = (("onnx", "int8-dynamic"), ("tflite", "int8"))
 """The teacher through each runtime's one-line int8 path; the first one is the baseline ratios refer to."""
 TEACHER_REFERENCES = (("cpu", "fp32"), ("onnx", "fp32"))
 """The teacher as trained (PyTorch fp32, the reference of every ratio) and as a plain ONNX export."""
+UNGATED = ParityThresholds()
+"""No threshold: what a user gets from a one-line conversion, whatever its agreement."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,9 @@ class Candidate:
 
 @dataclass
 class Measurement:
-    """What was measured for one candidate; ``refused`` says why the parity gate stopped it instead."""
+    """What was measured for one candidate. ``refused`` says why it could not be measured (the parity gate
+    refused a student export, or the export failed); ``below_parity`` lists the gate thresholds an ungated
+    teacher or baseline export misses."""
 
     candidate: Candidate
     parameters: int
@@ -64,10 +70,11 @@ class Measurement:
     peak_memory_mb: float | None = None
     latency: dict[int, Latency] = field(default_factory=dict)
     refused: str = ""
+    below_parity: str = ""
 
-    def items_per_second(self, batch: int) -> float | None:
-        lat = self.latency.get(batch)
-        return batch / (lat.p50_ms / 1e3) if lat else None
+    def items_per_second(self, batch: int) -> float:
+        """Sustained throughput at ``batch``: items over the mean time per call."""
+        return batch / (self.latency[batch].mean_ms / 1e3)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +88,7 @@ class Measurement:
             "peak_memory_mb": self.peak_memory_mb,
             "latency_ms": {str(b): lat.summary() for b, lat in self.latency.items()},
             "refused": self.refused,
+            "below_parity": self.below_parity,
         }
 
 
@@ -92,31 +100,33 @@ class BenchResult:
     device: str
     threads: int
     examples: int
-    batches: tuple[int, ...]
-    """Batch 1, the profile's batch, and the throughput batch (the last one)."""
+    profile_batch: int
+    throughput_batch: int
     peak: MatmulPeak
     rows: list[Measurement]
 
     @property
-    def profile_batch(self) -> int:
-        return self.batches[-2] if len(self.batches) > 2 else self.batches[0]
-
-    @property
-    def throughput_batch(self) -> int:
-        return self.batches[-1]
+    def batches(self) -> tuple[int, ...]:
+        return tuple(sorted({1, self.profile_batch, self.throughput_batch}))
 
     def reference(self, role: str) -> Measurement | None:
-        """The first measured row of ``role`` (teacher: PyTorch fp32; baseline: onnxruntime int8)."""
-        return next((r for r in self.rows if r.candidate.role == role and not r.refused), None)
+        """The row every ratio refers to: the teacher in PyTorch fp32, or the onnxruntime int8 baseline
+        (None when it could not be measured here)."""
+        backend, precision = TEACHER_REFERENCES[0] if role == "teacher" else BASELINES[0]
+        wanted = Candidate("teacher", backend, precision, role)
+        return next((r for r in self.rows if r.candidate == wanted and not r.refused), None)
 
     def as_dict(self) -> dict[str, Any]:
+        references = {role: self.reference(role) for role in ("teacher", "baseline")}
         return {
             "run": self.run,
             "device": self.device,
             "threads": self.threads,
             "test_examples": self.examples,
-            "batches": list(self.batches),
+            "profile_batch": self.profile_batch,
+            "throughput_batch": self.throughput_batch,
             "matmul_peak": dataclasses.asdict(self.peak),
+            "references": {role: r.candidate.label if r else None for role, r in references.items()},
             "rows": [r.as_dict() for r in self.rows],
         }
 
@@ -174,86 +184,102 @@ class Bench:
         return self.models[name]
 
     def options(self, candidate: Candidate, batch: int) -> ExportOptions:
-        """The profile's runtime settings at ``batch`` with the bench's threads (in
-        the profile's input layout where the backend builds it, NCHW otherwise)."""
+        """The profile's runtime settings at ``batch`` with the bench's threads (in the profile's input
+        layout where the backend builds it, NCHW otherwise)."""
         options = export_options(self.profile, candidate.precision, self.calibration)
         layouts = self.manager.backends.get(candidate.backend).layouts
         layout = options.input_layout if options.input_layout in layouts else "NCHW"
         return dataclasses.replace(options, threads=self.threads, batch_size=batch, input_layout=layout)
 
     def measure(self, candidate: Candidate, folder: Path) -> Measurement:
-        """Export through the parity gate, then time every batch size (re-exporting where the runtime's
-        batch is fixed) and measure the inference process's peak memory."""
+        """Export (through the parity gate for a student), then time every batch size (re-exporting where
+        the runtime's batch is fixed) and measure the inference process's peak memory."""
         model = self.model(candidate.model)
         test = self.data.test
         row = Measurement(candidate, count_parameters(model), forward_flops(model, test.x[:8]))
-        backend = self.manager.backends.get(candidate.backend)()
-        thresholds = parity_thresholds(self.profile.parity, candidate.precision)
-        exports: dict[int, CheckedExport] = {}
+        gate = parity_thresholds(self.profile.parity, candidate.precision)
         try:
-            for batch in self.batches:
-                reusable = next((e for e in exports.values() if _runs_any_batch(e.artifact)), None)
-                if reusable is None:
-                    target = folder / f"b{batch}"
-                    target.mkdir(parents=True)
-                    options = self.options(candidate, batch)
-                    reusable = export_checked(model, backend, options, (test.x, test.y), thresholds, target)
-                exports[batch] = reusable
-                row.latency[batch] = measure_latency(
-                    exports[batch].runner, sample_batch(test.x, batch), min_seconds=self.timing_seconds
-                )
-        except ParityError as exc:
+            exports = self._export_per_batch(model, candidate, gate if candidate.role == "student" else UNGATED, folder)
+            latency = {
+                b: measure_latency(e.runner, sample_batch(test.x, b), min_seconds=self.timing_seconds)
+                for b, e in exports.items()
+            }
+            memory = self._peak_memory(candidate, exports) if self.memory else None
+        except EdgepeftError as exc:
             row.refused = exc.what
             return row
-        first = exports[self.batches[0]]
-        row.size_bytes = first.artifact.size_bytes
-        row.accuracy, row.agreement = first.parity.accuracy, first.parity.top1_agreement
-        if not self.memory:
-            return row
-        profile_batch = self.profile.budgets.batch_size
-        memory = measure_peak_memory(
-            candidate.backend,
-            exports[profile_batch].artifact,
-            self.options(candidate, profile_batch),
-            sample_batch(test.x, profile_batch),
+        first = exports[self.batches[0]].parity
+        row.size_bytes = exports[self.batches[0]].artifact.size_bytes
+        row.accuracy, row.agreement, row.latency, row.peak_memory_mb = (
+            first.accuracy,
+            first.top1_agreement,
+            latency,
+            memory,
         )
-        row.peak_memory_mb = memory.process_peak_mb
+        row.below_parity = "; ".join(dataclasses.replace(first, thresholds=gate).failures)
         return row
+
+    def _export_per_batch(
+        self, model: torch.nn.Module, candidate: Candidate, thresholds: ParityThresholds, folder: Path
+    ) -> dict[int, CheckedExport]:
+        backend = self.manager.backends.get(candidate.backend)()
+        test = self.data.test
+        exports: dict[int, CheckedExport] = {}
+        for batch in self.batches:
+            reusable = next((e for e in exports.values() if _runs_any_batch(e.artifact)), None)
+            if reusable is None:
+                target = folder / f"b{batch}"
+                target.mkdir(parents=True)
+                options = self.options(candidate, batch)
+                reusable = export_checked(model, backend, options, (test.x, test.y), thresholds, target)
+            exports[batch] = reusable
+        return exports
+
+    def _peak_memory(self, candidate: Candidate, exports: dict[int, CheckedExport]) -> float:
+        batch = self.profile.budgets.batch_size
+        report = measure_peak_memory(
+            candidate.backend,
+            exports[batch].artifact,
+            self.options(candidate, batch),
+            sample_batch(self.data.test.x, batch),
+        )
+        return report.process_peak_mb
 
 
 def _runs_any_batch(artifact: Artifact) -> bool:
-    return not artifact.inputs or not isinstance(artifact.inputs[0].shape[0], int)
+    """Whether the artifact declares a dynamic batch dimension (a fixed-shape one is rebuilt per batch)."""
+    return bool(artifact.inputs) and not isinstance(artifact.inputs[0].shape[0], int)
 
 
 def bench_run(
     run: Run,
     profile: DeviceProfile,
     manager: PluginManager,
+    todo: list[Candidate],
     *,
     threads: int,
     timing_seconds: float = 2.0,
     throughput_batch: int = THROUGHPUT_BATCH,
-    on_candidate: Callable[[Candidate], None] | None = None,
-) -> tuple[BenchResult, list[str]]:
-    """Measure every candidate of ``run`` for ``profile`` one after another; returns the result and a line
-    for each candidate that cannot run here."""
+    on_measured: Callable[[Measurement], None] | None = None,
+) -> BenchResult:
+    """Measure the candidates ``todo`` (see :func:`candidates`) of ``run`` for ``profile`` one after another."""
     import torch
 
     batches = tuple(sorted({1, profile.budgets.batch_size, throughput_batch}))
     bench = Bench(run, profile, manager, threads=threads, timing_seconds=timing_seconds, batches=batches)
-    todo, skipped = candidates(manager)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    before = matmul_peak(threads)
-    rows = []
     try:
+        before = matmul_peak(threads)
+        rows = []
         with tempfile.TemporaryDirectory() as tmp:
             for i, candidate in enumerate(todo):
-                if on_candidate is not None:
-                    on_candidate(candidate)
                 rows.append(bench.measure(candidate, Path(tmp) / str(i)))
+                if on_measured is not None:
+                    on_measured(rows[-1])
+        peak = max(before, matmul_peak(threads), key=lambda p: p.flops_per_second)  # before and after: the faster
     finally:
         torch.set_num_threads(previous)
-    peak = max(before, matmul_peak(threads), key=lambda p: p.flops_per_second)  # before and after: the faster
-    result = BenchResult(run.name, profile.name, threads, len(bench.data.test), batches, peak, rows)
-    return result, skipped
+    return BenchResult(
+        run.name, profile.name, threads, len(bench.data.test), profile.budgets.batch_size, throughput_batch, peak, rows
+    )

@@ -543,7 +543,7 @@ def bench(
 ) -> None:
     """Measure the teacher, the one-line int8 baselines (onnxruntime dynamic, TFLite post-training) and the
     student on every backend and precision side by side, with ratios, a Pareto plot and the FLOP floor."""
-    from edgepeft.bench_report import measured_table, ratio_table, write
+    from edgepeft.bench_report import below_parity, measured_table, ratio_table, write
     from edgepeft.benchmark import bench_run, candidates
     from edgepeft.devices import load_profile
     from edgepeft.run import open_run
@@ -551,29 +551,25 @@ def bench(
     manager = _manager(ctx)
     profile = load_profile(device, manager.devices)
     opened = open_run(run, manager, runs_dir)
-    todo, _ = candidates(manager)
+    todo, skipped = candidates(manager)
     with _progress() as progress:
         task = progress.add_task("benchmark", total=len(todo))
-
-        def advance(candidate: Any) -> None:
-            progress.update(task, description=f"measuring {candidate.label}", advance=0 if todo[0] == candidate else 1)
-
-        result, skipped = bench_run(
+        result = bench_run(
             opened,
             profile,
             manager,
+            todo,
             threads=threads,
             timing_seconds=0.2 if quick else timing_seconds,
-            on_candidate=advance,
+            on_measured=lambda row: progress.update(task, advance=1, description=f"measured {row.candidate.label}"),
         )
-        progress.update(task, completed=len(todo), description="benchmark")
     for title, (header, rows) in (("measured", measured_table(result)), ("ratios", ratio_table(result))):
         table = Table(*header, title=f"{opened.name} on {profile.name}: {title}")
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         _console().print(table)
     notes = [f"not measured: {line}" for line in skipped]
-    for note in notes:
+    for note in [*below_parity(result), *notes]:
         _console().print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
     paths = write(result, out_dir or opened.path / "bench", notes)
     _console().print("written: " + ", ".join(str(p) for p in paths.values()))

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgepeft.bench_report import pareto_front, ratios
+from edgepeft.bench_report import measured_table, pareto_front, plot_pareto, ratio_table, ratios, render
 from edgepeft.benchmark import BenchResult, Candidate, Measurement, candidates
 from edgepeft.compute import MatmulPeak, forward_flops, matmul_peak
 from edgepeft.profile import Latency
@@ -34,9 +34,10 @@ def test_forward_flops_counts_convolutions_and_matmuls_per_example():
 
 
 def test_matmul_peak_is_a_positive_rate_and_sets_the_floor():
+    before = torch.get_num_threads()
     peak = matmul_peak(threads=1, size=128, seconds=0.05)
     assert peak.flops_per_second > 1e8 and peak.threads == 1
-    assert torch.get_num_threads() >= 1
+    assert torch.get_num_threads() == before, "the thread setting is restored"
     assert MatmulPeak(2e9, 1024, 1).floor_ms(1e6) == pytest.approx(0.5)
 
 
@@ -55,40 +56,78 @@ def test_pareto_front_holds_exactly_the_undominated_points(points):
             assert dominated or any(points[j] == p for j in front)
 
 
-def _row(role: str, backend: str, size: int, ms: float, acc: float, refused: str = "") -> Measurement:
-    lat = {b: Latency(b, 10, ms * b, ms * b * 1.2, ms * b * 1.3, ms * b) for b in (1, 256)}
+def _row(role: str, backend: str, size: int, ms: float, acc: float, refused: str = "", memory=50.0) -> Measurement:
+    lat = {b: Latency(b, 10, ms * b, ms * b * 1.2, ms * b * 1.3, ms * b) for b in (1, 32, 256)}
+    precision = {"teacher": "fp32", "baseline": "int8-dynamic" if backend == "onnx" else "int8"}.get(role, "int8")
     return Measurement(
-        Candidate("teacher" if role != "student" else "student", backend, "x", role),
+        Candidate("student" if role == "student" else "teacher", backend, precision, role),
         parameters=1000,
         flops=10_000,
         size_bytes=size,
         accuracy=acc,
         agreement=1.0,
-        peak_memory_mb=50.0,
+        peak_memory_mb=memory,
         latency={} if refused else lat,
         refused=refused,
     )
 
 
-def test_ratios_compare_each_row_with_the_teacher_and_the_baseline():
+def _result(rows: list[Measurement], profile_batch: int = 32) -> BenchResult:
+    return BenchResult("r", "d", 2, 100, profile_batch, 256, MatmulPeak(1e10, 1024, 2), rows)
+
+
+def test_ratios_compare_each_row_with_the_teacher_the_baseline_and_its_runtime_baseline():
     rows = [
-        _row("teacher", "cpu", 4000, 1.0, 0.95),
-        _row("baseline", "onnx", 1000, 0.5, 0.94),
+        _row("teacher", "cpu", 4000, 1.0, 0.95, memory=400.0),
+        _row("baseline", "onnx", 1000, 0.5, 0.94, memory=100.0),
+        _row("baseline", "tflite", 800, 0.25, 0.94),
         _row("student", "tflite", 100, 0.1, 0.93),
         _row("student", "onnx", 100, 0.1, 0.93, refused="agreement 90% < 99%"),
     ]
-    result = BenchResult("r", "d", 2, 100, (1, 256), MatmulPeak(1e10, 1024, 2), rows)
-    by_label = {r.label: r for r in ratios(result)}
-    assert len(by_label) == 3, "the refused row has no ratios"
-    teacher = by_label["teacher cpu x"].teacher
-    assert teacher.smaller == teacher.faster == teacher.throughput == teacher.less_memory == 1.0
-    student = by_label["student tflite x"]
+    by_label = {r.label: r for r in ratios(_result(rows))}
+    assert set(by_label) == {
+        "teacher cpu fp32",
+        "teacher onnx int8-dynamic",
+        "teacher tflite int8",
+        "student tflite int8",
+    }
+    student = by_label["student tflite int8"]
     assert student.teacher.smaller == pytest.approx(40) and student.baseline.smaller == pytest.approx(10)
+    assert student.same_runtime_baseline.smaller == pytest.approx(8)
     assert student.teacher.faster == pytest.approx(10) and student.baseline.faster == pytest.approx(5)
-    assert student.baseline.throughput == pytest.approx(5)
+    assert student.baseline.faster_at_profile_batch == pytest.approx(5)
+    assert student.baseline.throughput == pytest.approx(5) and student.same_runtime_baseline.throughput == 2.5
+    assert student.teacher.less_memory == pytest.approx(8) and student.baseline.less_memory == pytest.approx(2)
     assert student.teacher.accuracy_points == pytest.approx(-2) and student.baseline.accuracy_points == pytest.approx(
         -1
     )
+    assert by_label["teacher cpu fp32"].same_runtime_baseline is None
+
+
+def test_tables_show_refused_rows_missing_baselines_and_unmeasured_memory():
+    rows = [
+        _row("teacher", "cpu", 4000, 1.0, 0.95),
+        _row("baseline", "onnx", 1000, 0.5, 0.94, refused="onnx export failed"),
+        _row("student", "tflite", 100, 0.1, 0.93, memory=None),
+    ]
+    result = _result(rows, profile_batch=256)
+    header, measured = measured_table(result)
+    assert "p50 / p95 ms @256" in header, "the profile's batch has its column even when it is the large batch"
+    assert "not measured: onnx export failed" in measured[1]
+    assert measured[2][header.index("peak MB")] == "-"
+    header, rows_ = ratio_table(result)
+    student = dict(zip(header, rows_[-1], strict=True))
+    assert student["smaller T / B / R"] == "40.00x / - / -" and student["less memory T / B / R"] == "- / - / -"
+    assert result.as_dict()["references"] == {"teacher": "teacher cpu fp32", "baseline": None}
+    assert "B = the baseline, not measured" in render(result, [])
+
+
+def test_plot_is_written_atomically_and_skipped_without_measured_rows(tmp_path):
+    rows = [_row("teacher", "cpu", 4000, 1.0, 0.95), _row("student", "tflite", 100, 0.1, 0.93)]
+    assert plot_pareto(_result(rows), tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG" and len(list(tmp_path.iterdir())) == 1
+    refused = [_row("teacher", "cpu", 4000, 1.0, 0.95, refused="no")]
+    assert not plot_pareto(_result(refused), tmp_path / "q.png") and not (tmp_path / "q.png").exists()
 
 
 def test_candidates_are_the_teacher_references_the_baselines_and_every_student_export(manager):
@@ -130,19 +169,20 @@ def test_quick_harness_measures_every_candidate_and_writes_table_plot_and_overhe
     for label in ("teacher cpu fp32", "teacher onnx int8-dynamic", "teacher tflite int8", "student tflite int8"):
         row = rows[label]
         assert row["size_bytes"] > 0 and row["peak_memory_mb"] > 0 and row["flops_per_example"] > 0
-        assert set(row["latency_ms"]) == {"1", "32", "256"}
+        assert set(row["latency_ms"]) == {"1", "32", "256"}  # batch 1, x86-server's batch, throughput
     # the PyTorch rows answer exactly as the trained models did at the end of training
     assert rows["teacher cpu fp32"]["accuracy"] == pytest.approx(metrics["teacher"]["test_accuracy"])
     assert rows["student cpu fp32"]["accuracy"] == pytest.approx(metrics["student"]["test_accuracy"])
     assert rows["student cpu fp32"]["parameters"] == metrics["student"]["parameters"]
-    teacher = next(r["teacher"] for r in result["ratios"] if r["label"] == "teacher cpu fp32")
-    assert teacher["smaller"] == teacher["faster"] == teacher["less_memory"] == 1.0
+    assert result["references"] == {"teacher": "teacher cpu fp32", "baseline": "teacher onnx int8-dynamic"}
     student = next(r for r in result["ratios"] if r["label"] == "student tflite int8")
     assert student["baseline"]["smaller"] > 1, "the int8 student file is smaller than the int8 teacher's"
     assert result["matmul_peak"]["flops_per_second"] > 1e8
     assert (out / "digits" / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     overhead = json.loads((out / "overhead.json").read_text())
     assert overhead["cli"]["edgepeft_help_s"] > overhead["cli"]["python_pass_s"] > 0
-    assert overhead["training"]["edgepeft_ms_per_step"] > 0 and overhead["training"]["plain_ms_per_step"] > 0
+    training = overhead["training"]
+    assert training["edgepeft_ms_per_step"] > 0 and training["plain_ms_per_step"] > 0
+    assert -1 < training["loop_overhead"] < 10 and -10 < training["caching_saving"] < 1
     summary = (out / "summary.md").read_text()
     assert "| student tflite int8 |" in summary and "Toolkit overhead" in summary
