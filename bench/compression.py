@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import tempfile
 from pathlib import Path
 
+from edgepeft import atomic
 from edgepeft.benchmark import Bench, Candidate, Measurement
 from edgepeft.devices import load_profile
 from edgepeft.plugins import default_manager
@@ -56,6 +56,11 @@ def main() -> None:
     profile = load_profile(args.device, manager.devices)
     bench = Bench(run, profile, manager, threads=args.threads, timing_seconds=2.0, batches=(1,), memory=False)
     data = bench.data
+    if not (run.path / "stages").is_dir():
+        raise SystemExit(f"{run.path} keeps no stages/: train a recipe with compression techniques first")
+    missing = [b for b, _ in EXPORTS if b not in manager.backends or manager.backends.get(b).unavailable_reason()]
+    if missing:
+        raise SystemExit(f"backends {', '.join(sorted(set(missing)))} are not usable here: pip install 'edgepeft[all]'")
     models = ["teacher", *sorted(f"stages/{p.name}" for p in (run.path / "stages").iterdir() if p.is_dir())]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,10 +80,8 @@ def main() -> None:
             print(f"measured {name}", flush=True)
     table = render(rows, run.name, len(data.test), args.threads)
     print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"compression-{run.name}.md").write_text(table + "\n")
-    (out / f"compression-{run.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic.write_text(Path(args.out) / f"compression-{run.name}.md", table + "\n")
+    atomic.write_json(Path(args.out) / f"compression-{run.name}.json", rows)
 
 
 def render(rows: list[dict], run: str, examples: int, threads: int) -> str:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+
 class Runner(Protocol):
     """A loaded model: a float32 batch in, a float32 batch of outputs out."""
 

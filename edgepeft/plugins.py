@@ -85,6 +85,22 @@ class DeviceRegistry(Registry[Path]):
             super().add(path, plugin)
 
 
+class _Distributions:
+    """Name and version of each entry point's distribution, its metadata file parsed once (every
+    ``Distribution.name`` or ``.version`` access parses it again, which slowed ``edgepeft --help``)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[str, str]] = {}
+
+    def of(self, ep: importlib.metadata.EntryPoint) -> tuple[str, str]:
+        if ep.dist is None:
+            return "(unknown)", "?"
+        if id(ep.dist) not in self._seen:
+            metadata = ep.dist.metadata
+            self._seen[id(ep.dist)] = (metadata["Name"], metadata["Version"])
+        return self._seen[id(ep.dist)]
+
+
 class PluginManager:
     """Discovers plugins, checks their hooks against the specs, and exposes the typed registries.
 
@@ -105,14 +121,15 @@ class PluginManager:
         blocked = _env_list(DISABLE_ENV) or set()
         only = _env_list(LOAD_ENV)
         entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        self._check_unique(entry_points)
+        dists = _Distributions()
+        self._check_unique(entry_points, dists)
         self._warn_unknown(DISABLE_ENV, blocked, {ep.name for ep in entry_points}, "plugin")
         if only is not None:
             only = {_normalize(d) for d in only}
-            dists = {_normalize(ep.dist.name) for ep in entry_points if ep.dist}
-            self._warn_unknown(LOAD_ENV, only, dists, "distribution with edgepeft plugins")
+            installed = {_normalize(dists.of(ep)[0]) for ep in entry_points if ep.dist}
+            self._warn_unknown(LOAD_ENV, only, installed, "distribution with edgepeft plugins")
         for ep in entry_points:
-            dist = ep.dist.name if ep.dist else "(unknown)"
+            dist, version = dists.of(ep)
             if ep.name in blocked:
                 self._pm.set_blocked(ep.name)
                 continue
@@ -127,7 +144,6 @@ class PluginManager:
                     f"plugin {ep.name!r} (distribution {dist}) failed to import: {type(exc).__name__}: {exc}",
                     fix=f"Reinstall or fix it, or disable it with {DISABLE_ENV}={ep.name}",
                 ) from exc
-            version = ep.dist.version if ep.dist else "?"
             self.register(module, ep.name, distribution=dist, version=version)
 
     def _warn_unknown(self, variable: str, given: set[str], known: set[str], what: str) -> None:
@@ -137,10 +153,10 @@ class PluginManager:
             self.warnings.append(f"{variable} names {name!r}, which is not an installed {what}{hint}")
 
     @staticmethod
-    def _check_unique(entry_points: importlib.metadata.EntryPoints) -> None:
+    def _check_unique(entry_points: importlib.metadata.EntryPoints, dists: _Distributions) -> None:
         seen: dict[str, str] = {}
         for ep in entry_points:
-            dist = ep.dist.name if ep.dist else "(unknown)"
+            dist = dists.of(ep)[0]
             if ep.name in seen and seen[ep.name] != dist:
                 raise PluginError(
                     f"two distributions install a plugin named {ep.name!r}: {seen[ep.name]} and {dist}",

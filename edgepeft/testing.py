@@ -11,6 +11,8 @@ profile by name, with what it extends merged in).
 from __future__ import annotations
 
 import itertools
+import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,19 @@ def write_recipe(path: Path, recipe: dict[str, Any]) -> Path:
 
     path.write_text(tomli_w.dumps(recipe))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers_on_open_streams() -> Iterator[None]:
+    """A library imported during a test's ``CliRunner.invoke`` (torch submodules, the quantizers) binds its
+    log handlers to the runner's stderr buffer, which is closed afterwards; point them back at stderr so a
+    later warning is not a "Logging error" traceback in another test's output."""
+    yield
+    loggers = [logging.root, *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+                handler.stream = sys.stderr  # not setStream: it would flush the closed stream
 
 
 @pytest.fixture

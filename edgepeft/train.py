@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -188,7 +188,8 @@ def fit(
     checkpoint: Checkpointer | None = None,
 ) -> FitResult:
     """Train ``model`` on ``ctx.device`` (mixed precision on CUDA); keep the weights of the best validation
-    epoch and return with the model back on the CPU.
+    epoch and return with the model back on the CPU. Checkpoints are saved every ``checkpoint.every`` steps,
+    when a stop is requested and when the phase ends (a resumed run replays the same batches from there).
 
     Each step's loss is the sum of named terms: ``task`` (cross-entropy) and whatever the
     techniques add or rescale. ``on_step(hook_name, state)`` feeds the lifecycle hooks. With
@@ -202,6 +203,10 @@ def fit(
     cuda = ctx.device.startswith("cuda")
     amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
+
+    def mixed_precision() -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=amp_dtype) if cuda else contextlib.nullcontext()
+
     steps_per_epoch = math.ceil(len(ctx.data.train) / ctx.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     best = FitResult(best_epoch=0, best_val_accuracy=-1.0, history=[])
@@ -252,7 +257,7 @@ def fit(
             if on_step is not None:
                 on_step("edgepeft_before_step", state)
             try:
-                with torch.autocast("cuda", dtype=amp_dtype, enabled=cuda):  # mixed precision on a GPU
+                with mixed_precision():
                     logits = model(batch.x)
                     terms = {"task": F.cross_entropy(logits.float(), batch.y)}
                     for technique in techniques:
@@ -263,14 +268,15 @@ def fit(
                     f"out of memory at batch size {ctx.batch_size} (step {step} of the {phase}, on {ctx.device})",
                     fix=f"Set a smaller [data] batch_size in the recipe, e.g. {max(1, ctx.batch_size // 2)}",
                 ) from None
-            if not torch.isfinite(loss):
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 kept = (
                     f"; the last good checkpoint is {checkpoint.path}"
                     if checkpoint and checkpoint.path.exists()
                     else ""
                 )
                 raise TrainingError(
-                    f"the loss became {loss.item()} at step {step} (epoch {epoch}) while training the {phase}{kept}",
+                    f"the loss became {loss_value} at step {step} (epoch {epoch}) while training the {phase}{kept}",
                     fix="Lower the learning rate, or check the data for NaN or infinite values",
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -278,8 +284,8 @@ def fit(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            running += loss.item()
-            state.loss = loss.item()
+            running += loss_value
+            state.loss = loss_value
             state.loss_terms = {k: v.item() for k, v in terms.items()}
             if on_step is not None:
                 on_step("edgepeft_after_step", state)
@@ -304,9 +310,10 @@ def fit(
         )
         if val_acc > best.best_val_accuracy:
             best.best_epoch, best.best_val_accuracy = epoch, val_acc
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         running = 0.0
-        save(epoch + 1, 0)
+        if epoch == epochs:
+            save(epoch + 1, 0)  # the finished phase: a resumed run goes straight on to the next one
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval().cpu()
