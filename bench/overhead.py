@@ -1,10 +1,18 @@
 """What edgepeft itself costs: cold CLI start, the training loop against a plain PyTorch loop, and what
-caching the teacher's outputs saves. Every comparison runs each side once untimed, then alternates the
+caching the teacher's outputs saves, on a finished run's recipe, data, student and teacher.
+
+    python bench/overhead.py runs/digits-distill [--quick] [--threads 2]     # prints JSON
+
+ Every comparison runs each side once untimed, then alternates the
 two sides in one process, so a noisy machine slows both alike; medians are reported with their ratio."""
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
+import logging
+import os
 import shutil
 import statistics
 import subprocess
@@ -21,8 +29,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 import edgepeft
-from edgepeft.plugins import PluginManager
+from edgepeft.plugins import PluginManager, default_manager
 from edgepeft.recipe import ResolvedRecipe
+from edgepeft.run import load_model, open_run
 from edgepeft.train import Checkpointer, TrainContext, accuracy, batches, fit, predict
 
 
@@ -168,3 +177,35 @@ def training_overhead(
         "caching_saving": 1 - cached / uncached,
         "teacher_parameters": sum(p.numel() for p in ctx.teacher.parameters()),
     }
+
+
+def measure(run_dir: Path, manager: PluginManager, quick: bool) -> dict[str, Any]:
+    run = open_run(run_dir, manager)
+    ctx = TrainContext(
+        data=run.data(manager),
+        teacher=load_model(run_dir / "teacher", manager)[0],
+        batch_size=run.resolved.recipe.data.batch_size,
+        seed=run.resolved.recipe.seed,
+    )
+    epochs, repeats = (1, 1) if quick else (10, 7)
+    return {
+        "run": run.name,
+        "threads": torch.get_num_threads(),
+        "cli": cli_startup(repeats=3 if quick else 9),
+        "training": training_overhead(manager, run.resolved, ctx, epochs=epochs, repeats=repeats),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--quick", action="store_true", help="one epoch, one timed repeat")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.disable(logging.INFO)  # the loops' per-epoch log lines
+    print(json.dumps(measure(args.run, default_manager(), args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -14,14 +14,16 @@ A scenario whose recipe has not landed yet is listed as such.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from overhead import cli_startup, training_overhead
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
@@ -33,8 +35,7 @@ from edgepeft.devices import load_profile
 from edgepeft.errors import EdgepeftError
 from edgepeft.plugins import PluginManager, default_manager
 from edgepeft.recipe import ResolvedRecipe, builtin_recipes, read_toml, resolve
-from edgepeft.run import Trainer, load_model, open_run
-from edgepeft.train import TrainContext
+from edgepeft.run import Trainer, open_run
 
 
 @dataclass(frozen=True)
@@ -77,21 +78,14 @@ def trained_run(scenario: Scenario, manager: PluginManager, runs: Path, quick: b
     return folder
 
 
-def measure_overhead(run_dir: Path, manager: PluginManager, quick: bool) -> dict[str, Any]:
-    """Toolkit overhead on a scenario's run: its recipe, data, student architecture and trained teacher."""
-    run = open_run(run_dir, manager)
-    recipe = run.resolved
-    ctx = TrainContext(
-        data=run.data(manager),
-        teacher=load_model(run_dir / "teacher", manager)[0],
-        batch_size=recipe.recipe.data.batch_size,
-        seed=recipe.recipe.seed,
-    )
-    return {
-        "cli": cli_startup(repeats=3 if quick else 9),
-        "training": training_overhead(manager, recipe, ctx, epochs=1 if quick else 5, repeats=1 if quick else 5),
-        "run": run.name,
-    }
+def measure_overhead(run_dir: Path, quick: bool, threads: int) -> dict[str, Any]:
+    """bench/overhead.py on a scenario's run, in a fresh process: no runtime of the measurements before it
+    (their thread pools, caches) shares the CPU with the loops it times."""
+    command = [sys.executable, str(Path(__file__).with_name("overhead.py")), str(run_dir), "--threads", str(threads)]
+    proc = subprocess.run([*command, *(["--quick"] if quick else [])], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"measuring the toolkit's overhead failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
 
 
 def summary(results: dict[str, Any], overhead: dict[str, Any], missing: list[str], seconds: float) -> str:
@@ -179,7 +173,7 @@ def main() -> None:
     if first_run is None:
         raise SystemExit("no scenario to measure: " + "; ".join(missing or ["--quick runs only digits"]))
     console.print("measuring toolkit overhead")
-    overhead = measure_overhead(first_run, manager, args.quick)
+    overhead = measure_overhead(first_run, args.quick, args.threads)
     atomic.write_json(args.out / "overhead.json", overhead)
     atomic.write_text(args.out / "summary.md", summary(results, overhead, missing, time.perf_counter() - started))
     print((args.out / "summary.md").read_text())
