@@ -237,3 +237,29 @@ def test_an_interrupted_deploy_leaves_the_previous_bundle_or_none(space, cli, tm
         if sig == signal.SIGINT:  # a clean interrupt removes its temporary files as well
             assert not [p for p in out.iterdir() if p.name.startswith(".")]
     assert sum(code != 0 for code in codes) >= 3, codes  # the signals did interrupt runs
+
+
+def test_bench_command_measures_teacher_baseline_and_student_and_writes_its_files(space, cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGEPEFT_DISABLE_PLUGINS", "tflite")  # ONNX and PyTorch rows only: the command, quickly
+    result = cli("bench", str(space / "runs" / "t"), "--device", "phone", "--quick", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "ratios" in result.output and "not measured: teacher tflite int8: not installed" in result.output
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    labels = [r["label"] for r in bench["rows"]]
+    assert labels == [
+        "teacher cpu fp32",
+        "teacher onnx fp32",
+        "teacher onnx int8-dynamic",
+        "student cpu fp32",
+        "student onnx fp32",
+        "student onnx int8",
+        "student onnx int8-dynamic",
+    ]
+    assert bench["profile_batch"] == 1 and bench["references"]["baseline"] == "teacher onnx int8-dynamic"
+    measured = {r["label"] for r in bench["rows"] if not r["refused"]}
+    assert {r["label"] for r in bench["ratios"]} == measured and "teacher cpu fp32" in measured
+    teacher = next(r["teacher"] for r in bench["ratios"] if r["label"] == "teacher cpu fp32")
+    assert teacher["smaller"] == teacher["faster"] == teacher["throughput"] == 1.0
+    baseline = next(r["baseline"] for r in bench["ratios"] if r["label"] == "teacher onnx int8-dynamic")
+    assert baseline["smaller"] == baseline["faster"] == 1.0 and baseline["accuracy_points"] == 0.0
+    assert (tmp_path / "pareto.png").is_file() and "| student onnx int8 |" in (tmp_path / "bench.md").read_text()
