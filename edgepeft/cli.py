@@ -575,6 +575,85 @@ def bench(
     _console().print("written: " + ", ".join(str(p) for p in paths.values()))
 
 
+@app.command()
+def search(
+    ctx: typer.Context,
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML with a [search] table (or a built-in recipe's name).")],
+    device: Annotated[
+        str | None,
+        typer.Option("--device", "-d", help="Device profile whose budgets constrain [default: the recipe's]."),
+    ] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Finished trials wanted [default: the recipe's].")] = None,
+    time_limit: Annotated[
+        float | None, typer.Option(min=1, help="Stop starting trials after this many seconds.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted search in --out.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Search folder [default: runs/search-<name>].")] = None,
+) -> None:
+    """Train and measure the students the recipe's [search] space allows; print the accuracy/size/latency
+    Pareto front and the best trial that meets every budget of the device (exit 10 when none does)."""
+    from edgepeft.devices import load_profile
+    from edgepeft.recipe import find_recipe
+    from edgepeft.search import best, describe, load_plan, pareto, plot, run_search
+
+    manager = _manager(ctx)
+    plan = load_plan(find_recipe(recipe), manager)
+    name = device or plan.search.device
+    if name is None:
+        raise ConfigError(
+            "no device to search for", where=str(recipe), fix='Pass --device, or set [search] device = "..."'
+        )
+    profile = load_profile(name, manager.devices)
+    out = out_dir or Path("runs") / f"search-{plan.name}"
+    console = _console()
+
+    def show(r: Any) -> None:
+        figures = (
+            f"val {r.val_accuracy:.2%}, {r.size_mb:.3f} MB, p95 {r.p95_ms:.3f} ms"
+            + (f", broke {', '.join(r.broke)}" if r.broke else "")
+            if r.state == "complete"
+            else f"{r.state}: {r.note}"
+        )
+        console.print(f"trial {r.number}: {escape(describe(r.settings))} -> {escape(figures)}", soft_wrap=True)
+
+    results = run_search(
+        plan, profile, manager, out, trials=trials, time_limit=time_limit, resume=resume, on_trial=show
+    )
+    front, chosen = pareto(results), best(results)
+    table = Table(
+        "trial",
+        "settings",
+        "val acc",
+        "test acc",
+        "size MB",
+        "p95 ms",
+        "budgets",
+        title=f"Pareto front on {profile.name}",
+    )
+    for r in front:
+        table.add_row(
+            str(r.number),
+            escape(describe(r.settings)),
+            f"{r.val_accuracy:.2%}",
+            f"{r.test_accuracy:.2%}",
+            f"{r.size_mb:.3f}",
+            f"{r.p95_ms:.3f}",
+            "[green]all met[/]" if not r.broke else f"[red]broke {', '.join(r.broke)}[/]",
+        )
+    console.print(table)
+    if plot(results, out / "pareto.png", f"search {plan.name} on {profile.name}: {len(results)} trials"):
+        console.print(f"plot: {out / 'pareto.png'}; every trial: {out / 'trials.json'}")
+    if chosen is None:
+        console.print(f"[bold red]no trial meets every {profile.name} budget[/]")
+        raise typer.Exit(BUDGET_EXIT)
+    console.print(
+        f"best within budget: trial {chosen.number} (validation {chosen.val_accuracy:.2%}, test "
+        f"{chosen.test_accuracy:.2%}, {chosen.size_mb:.3f} MB, p95 {chosen.p95_ms:.3f} ms)\n"
+        f"deploy it: edgepeft deploy {chosen.run} --device {profile.name}",
+        soft_wrap=True,
+    )
+
+
 BUDGET_EXIT = 10
 
 

@@ -49,6 +49,7 @@ class Recipe(StrictModel):
     teacher: ModelSection
     student: ModelSection
     techniques: list[TechniqueSection] = Field(default_factory=list)
+    search: dict[str, Any] | None = Field(None, description="Read by `edgepeft search`; training ignores it.")
 
 
 @dataclass
@@ -64,7 +65,7 @@ class ResolvedRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as it ran, every default written out (saved as the run's ``recipe.toml``)."""
-        out = self.recipe.model_dump(mode="json", exclude={"techniques"})
+        out = self.recipe.model_dump(mode="json", exclude={"techniques", "search"})
         # TOML has no null: an unset optional key is left out, which reads back as the same default.
         out["data"]["options"] = self.data_options.model_dump(mode="json", exclude_none=True)
         out["teacher"]["options"] = self.teacher_options.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,446 @@
+"""``edgepeft search``: the students a recipe's ``[search]`` space allows, trained and measured on a device
+profile, with the accuracy/size/latency Pareto front and the best one that meets every budget.
+
+The optimizer is Optuna's multi-objective TPE (maximize validation accuracy, minimize file size and
+device p95 latency), with the profile's budgets as constraints. TPE, rather than NSGA-II, because a
+search here has tens of trials, not the hundreds a genetic population needs, and TPE handles
+categorical and conditional settings (a technique switched off has no options to sample). The test
+split never steers the search: objectives use the validation split; test accuracy is only reported.
+
+Every trial is stored as it ends (Optuna's SQLite study plus ``trials.json``); ``--resume`` continues
+an interrupted search without rerunning finished trials. A seed fixes the trials of a fresh search.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from edgepeft import atomic
+from edgepeft.errors import ConfigError, EdgepeftError
+from edgepeft.validation import StrictModel, parse, read_toml, toml_line
+
+if TYPE_CHECKING:
+    import optuna
+
+    from edgepeft.devices import DeviceProfile
+    from edgepeft.plugins import PluginManager
+
+OBJECTIVES = ("val_accuracy", "size_mb", "p95_ms")
+DIRECTIONS = ("maximize", "minimize", "minimize")
+
+
+class Range(StrictModel):
+    """A numeric setting: integers when ``low``, ``high`` (and ``step``) are integers, else floats."""
+
+    low: float
+    high: float
+    step: float | None = Field(None, gt=0)
+    log: bool = False
+
+
+class SearchSection(StrictModel):
+    """``[search]``: the device whose budgets are hard constraints, how many trials, and the space."""
+
+    device: str | None = None
+    trials: int = Field(20, gt=0)
+    seed: int = Field(0, ge=0)
+    space: dict[str, list[Any] | Range] = Field(min_length=1)
+
+
+@dataclasses.dataclass
+class SearchPlan:
+    """A parsed search recipe: the base recipe (without ``[search]``), its source, and the search."""
+
+    base: dict[str, Any]
+    source: str
+    text: str
+    search: SearchSection
+
+    @property
+    def name(self) -> str:
+        return self.base["name"]
+
+
+def load_plan(path: Path, manager: PluginManager) -> SearchPlan:
+    """Read a recipe with a ``[search]`` table; every key of the space must name a student setting or a
+    technique of the recipe (``student.lr``, ``student.options.hidden``, ``techniques.prune.ratio``),
+    ``techniques.NAME = [true, false]`` switches a technique on and off, and ``precision`` picks the
+    export precision among the device profile's."""
+    from edgepeft.recipe import resolve
+
+    data, text = read_toml(path)
+    if "search" not in data:
+        raise ConfigError(
+            "the recipe has no [search] table",
+            where=str(path),
+            fix='Add [search] with device = "..." and a [search.space] of settings, see docs/search.md',
+        )
+    search = parse(SearchSection, data["search"], path, text, prefix=("search",))
+    base = {k: v for k, v in data.items() if k != "search"}
+    resolve(base, text, str(path), manager)  # the base recipe must be valid on its own
+    techniques = {t["name"] for t in base.get("techniques", [])}
+    for key, choice in search.space.items():
+        where = f"{path}:{toml_line(text, ('search', 'space', key)) or '?'}"
+        parts = key.split(".")
+        if key == "precision":
+            if not isinstance(choice, list) or not all(isinstance(v, str) for v in choice):
+                raise ConfigError('\'precision\' takes a list of precisions, e.g. ["int8", "fp32"]', where=where)
+            continue
+        if parts[0] == "techniques" and len(parts) in (2, 3) and parts[1] in techniques:
+            if len(parts) == 2 and not (isinstance(choice, list) and all(isinstance(v, bool) for v in choice)):
+                raise ConfigError(f"{key!r} switches a technique: its values must be [true, false]", where=where)
+            continue
+        student_setting = len(parts) == 2 and parts[1] in ("epochs", "lr", "weight_decay")
+        if parts[0] == "student" and (student_setting or (len(parts) == 3 and parts[1] == "options")):
+            continue
+        raise ConfigError(
+            f"the search space names {key!r}, which is not a student setting or a technique of this recipe",
+            where=where,
+            fix="Use precision, student.epochs, student.lr, student.weight_decay, student.options.<option>, "
+            f"techniques.<name>.<option> or techniques.<name> for one of: {', '.join(sorted(techniques)) or 'none'}",
+        )
+    return SearchPlan(base, str(path), text, search)
+
+
+def sample(trial: optuna.Trial, space: dict[str, list[Any] | Range]) -> dict[str, Any]:
+    """The settings of one trial; a switched-off technique's own settings are not sampled (conditional)."""
+    chosen: dict[str, Any] = {}
+    for key, choice in space.items():
+        parts = key.split(".")
+        if parts[0] == "techniques" and len(parts) == 3 and chosen.get(f"techniques.{parts[1]}") is False:
+            continue
+        if isinstance(choice, list):
+            picked = trial.suggest_categorical(key, [json.dumps(v) for v in choice])
+            chosen[key] = json.loads(picked)
+        elif all(float(v).is_integer() for v in (choice.low, choice.high, choice.step or 1)):
+            step = int(choice.step or 1)
+            chosen[key] = trial.suggest_int(key, int(choice.low), int(choice.high), step=step, log=choice.log)
+        else:
+            chosen[key] = trial.suggest_float(key, choice.low, choice.high, step=choice.step, log=choice.log)
+    return chosen
+
+
+def apply(base: dict[str, Any], settings: dict[str, Any], name: str) -> dict[str, Any]:
+    """``base`` with ``settings`` written in, renamed ``name``."""
+    recipe = copy.deepcopy(base)
+    recipe["name"] = name
+    for key, value in settings.items():
+        parts = key.split(".")
+        if key == "precision":
+            continue  # an export setting, not the recipe's
+        if parts[0] == "techniques":
+            if len(parts) == 2:
+                if not value:
+                    recipe["techniques"] = [t for t in recipe["techniques"] if t["name"] != parts[1]]
+                continue
+            for technique in recipe["techniques"]:
+                if technique["name"] == parts[1]:
+                    technique[parts[2]] = value
+            continue
+        target = recipe
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return recipe
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """One finished trial: its settings, what it measured, the budgets it broke, and where its run is."""
+
+    number: int
+    settings: dict[str, Any]
+    state: str
+    run: str | None = None
+    parameters: int | None = None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    size_mb: float | None = None
+    p95_ms: float | None = None
+    peak_memory_mb: float | None = None
+    broke: list[str] = dataclasses.field(default_factory=list)
+    note: str = ""
+
+    @property
+    def objectives(self) -> tuple[float, float, float] | None:
+        if self.state != "complete":
+            return None
+        return (self.val_accuracy, self.size_mb, self.p95_ms)  # type: ignore[return-value]
+
+    @property
+    def feasible(self) -> bool:
+        return self.state == "complete" and not self.broke
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """Settings as short ``name=value`` pairs: the last part of each key, floats to 3 significant digits,
+    a switched technique as on/off."""
+    parts = []
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
+        parts.append(f"{key.split('.')[-1]}={value}")
+    return " ".join(parts).replace(", ", ",")
+
+
+def pareto(results: list[TrialResult]) -> list[TrialResult]:
+    """Completed trials no other completed trial beats on every objective (accuracy up, size and
+    latency down), ordered by size."""
+    done = [r for r in results if r.objectives is not None]
+
+    def dominates(a: TrialResult, b: TrialResult) -> bool:
+        (aa, asz, al), (ba, bsz, bl) = a.objectives, b.objectives  # type: ignore[misc]
+        return aa >= ba and asz <= bsz and al <= bl and (aa, asz, al) != (ba, bsz, bl)
+
+    return sorted((r for r in done if not any(dominates(o, r) for o in done)), key=lambda r: r.size_mb or 0)
+
+
+def best(results: list[TrialResult]) -> TrialResult | None:
+    """The most accurate (on validation) trial that meets every budget; smaller wins a tie."""
+    feasible = [r for r in results if r.feasible]
+    return max(feasible, key=lambda r: (r.val_accuracy, -(r.size_mb or 0)), default=None)
+
+
+class Search:
+    """Runs trials of a :class:`SearchPlan` on a device profile into ``out`` (see :func:`run_search`)."""
+
+    def __init__(self, plan: SearchPlan, profile: DeviceProfile, manager: PluginManager, out: Path) -> None:
+        from edgepeft.recipe import resolve
+        from edgepeft.run import load_task_data
+
+        self.plan, self.profile, self.manager, self.out = plan, profile, manager, out
+        self.runs = out / "trials"
+        base = resolve(plan.base, plan.text, plan.source, manager)
+        self.data = load_task_data(manager, base, base.recipe.seed)
+
+    def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
+        import optuna
+
+        settings = sample(trial, self.plan.search.space)
+        try:
+            result = self.run_trial(trial.number, settings)
+        except EdgepeftError as exc:  # this trial's settings do not train or export: the search goes on
+            result = TrialResult(trial.number, settings, "failed", note=exc.what)
+        for key, value in dataclasses.asdict(result).items():
+            trial.set_user_attr(key, value)
+        trial.set_constraint("budgets_broken", float(len(result.broke) or result.state != "complete"))
+        if result.state != "complete":
+            raise optuna.TrialPruned(result.note)
+        return result.objectives  # type: ignore[return-value]
+
+    def run_trial(self, number: int, settings: dict[str, Any]) -> TrialResult:
+        """Cheap checks first (the student's parameters and FLOP latency floor against the budgets), then
+        train, export with the profile's backend through the parity gate, and measure."""
+        from edgepeft.deploy import prepare, profile_run
+        from edgepeft.recipe import resolve
+        from edgepeft.run import Trainer, open_run
+
+        name = f"{self.plan.name}-t{number:03d}"
+        result = TrialResult(number, settings, "complete", run=str(self.runs / name))
+        resolved = resolve(
+            apply(self.plan.base, settings, name), None, f"{self.plan.source} trial {number}", self.manager
+        )
+        early = self.before_training(resolved, result)
+        if early:
+            result.state, result.note, result.broke, result.run = "pruned", early, [early.split(" ")[0]], None
+            return result
+        metrics = Trainer(resolved, self.manager, self.runs).run()
+        report = profile_run(
+            prepare(open_run(self.runs / name, self.manager), self.profile, self.manager), timing_seconds=0.5
+        )
+        result.val_accuracy = metrics["student"]["val_accuracy"]
+        result.test_accuracy = report.parity.accuracy
+        result.size_mb = report.size_bytes / 1e6
+        result.p95_ms = report.device_latency.latency.p95_ms
+        result.peak_memory_mb = report.memory.process_peak_mb
+        result.broke = [b.budget for b in report.budgets if not b.passed]
+        return result
+
+    def before_training(self, resolved: Any, result: TrialResult) -> str:
+        """Why the trial cannot meet the budgets whatever its training (empty when it might)."""
+        import numpy as np
+
+        from edgepeft.compute import forward_flops, matmul_peak
+        from edgepeft.run import count_parameters
+
+        data_shape = tuple(self.data.input_shape)
+        family = self.manager.models.get(resolved.recipe.student.model)
+        model = family().build(resolved.student_options, data_shape, self.data.num_classes)
+        result.parameters = count_parameters(model)
+        budgets = self.profile.budgets
+        int8 = "int8" in result.settings.get("precision", self.profile.runtime.precisions[0])
+        least_mb = result.parameters * (1 if int8 else 4) / 1e6
+        if budgets.max_size_mb is not None and least_mb > budgets.max_size_mb:
+            return f"max_size_mb broken before training: {result.parameters:,} parameters need {least_mb:.2f} MB"
+        if budgets.p95_latency_ms is not None:
+            flops = forward_flops(model, np.zeros((2, *data_shape), np.float32)) * budgets.batch_size
+            floor_ms = matmul_peak(1, size=256, seconds=0.1).floor_ms(flops) / self.profile.hardware.relative_speed
+            if floor_ms > budgets.p95_latency_ms:
+                return f"p95_latency_ms broken before training: the FLOP floor is {floor_ms:.2f} ms"
+        return ""
+
+
+def results_of(study: optuna.Study) -> list[TrialResult]:
+    """Every finished trial of ``study`` as :class:`TrialResult`, in trial order."""
+    import optuna
+
+    out = []
+    fields = {f.name for f in dataclasses.fields(TrialResult)}
+    for t in study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ):
+        attrs = {k: v for k, v in t.user_attrs.items() if k in fields}
+        if "number" in attrs:
+            out.append(TrialResult(**attrs))
+    return sorted(out, key=lambda r: r.number)
+
+
+def open_study(plan: SearchPlan, out: Path, *, resume: bool) -> tuple[optuna.Study, int]:
+    """The search's Optuna study in ``out/study.db`` and how many trials already finished; an interrupted
+    trial is queued again with its settings."""
+    import optuna
+
+    storage = f"sqlite:///{out / 'study.db'}"
+    exists = (out / "study.db").is_file()
+    if exists and not resume:
+        raise ConfigError(
+            "a search already ran into this folder",
+            where=str(out),
+            fix="Continue it with --resume, or choose another --out",
+        )
+    if resume and not exists:
+        raise ConfigError("no interrupted search to resume here", where=str(out), fix="Drop --resume to start one")
+    out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    previous = 0
+    if exists:
+        loaded = optuna.load_study(study_name=plan.name, storage=storage)
+        previous = sum(t.state in finished_states for t in loaded.trials)
+        for t in loaded.trials:
+            if t.state == optuna.trial.TrialState.RUNNING:  # killed midway: run it again
+                loaded._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+                loaded.enqueue_trial(t.params)
+    sampler = optuna.samplers.TPESampler(
+        seed=plan.search.seed + previous,  # deterministic for a given history
+        multivariate=True,
+        n_startup_trials=min(10, max(3, plan.search.trials // 3)),
+    )
+    study = optuna.create_study(
+        study_name=plan.name,
+        storage=storage,
+        directions=list(DIRECTIONS),
+        sampler=sampler,
+        load_if_exists=True,
+    )
+    return study, previous
+
+
+def run_search(
+    plan: SearchPlan,
+    profile: DeviceProfile,
+    manager: PluginManager,
+    out: Path,
+    *,
+    trials: int | None = None,
+    time_limit: float | None = None,
+    resume: bool = False,
+    on_trial: Callable[[TrialResult], None] | None = None,
+) -> list[TrialResult]:
+    """Run the search until ``trials`` (default: the recipe's) have finished or ``time_limit`` seconds pass;
+    ``out/trials.json`` is rewritten after every trial. Returns every finished trial."""
+    study, previous = open_study(plan, out, resume=resume)
+    search = Search(plan, profile, manager, out)
+    wanted = (trials or plan.search.trials) - previous
+
+    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        results = results_of(study)
+        write_trials(out, plan, profile, results)
+        if on_trial is not None and results and results[-1].number == trial.number:
+            on_trial(results[-1])
+
+    if wanted > 0:
+        study.optimize(search.objective, n_trials=wanted, timeout=time_limit, callbacks=[record])
+    results = results_of(study)
+    write_trials(out, plan, profile, results)
+    return results
+
+
+def write_trials(out: Path, plan: SearchPlan, profile: DeviceProfile, results: list[TrialResult]) -> None:
+    front = {r.number for r in pareto(results)}
+    chosen = best(results)
+    atomic.write_json(
+        out / "trials.json",
+        {
+            "search": plan.name,
+            "device": profile.name,
+            "objectives": dict(zip(OBJECTIVES, DIRECTIONS, strict=True)),
+            "best": chosen.number if chosen else None,
+            "trials": [{**dataclasses.asdict(r), "pareto": r.number in front} for r in results],
+        },
+    )
+
+
+def plot(results: list[TrialResult], path: Path, title: str) -> bool:
+    """Validation accuracy against file size and against device p95 latency for every completed trial:
+    the Pareto front marked, trials that broke a budget crossed, the best one starred; False without any."""
+    from matplotlib.figure import Figure
+
+    done = [r for r in results if r.objectives is not None]
+    if not done:
+        return False
+    front, chosen = {r.number for r in pareto(results)}, best(results)
+    fig = Figure(figsize=(12, 4.8), constrained_layout=True)
+    for ax, (label, x_of) in zip(
+        fig.subplots(1, 2),
+        (("file size (MB)", lambda r: r.size_mb), ("device p95 latency (ms)", lambda r: r.p95_ms)),
+        strict=True,
+    ):
+        groups = (
+            ("on the Pareto front", "o", "tab:blue", [r for r in done if r.number in front and not r.broke]),
+            ("dominated", "o", "tab:gray", [r for r in done if r.number not in front and not r.broke]),
+            ("broke a budget", "x", "tab:red", [r for r in done if r.broke]),
+        )
+        for name, marker, colour, rows in groups:
+            if rows:
+                ax.scatter(
+                    [x_of(r) for r in rows],
+                    [r.val_accuracy * 100 for r in rows],
+                    marker=marker,
+                    color=colour,
+                    label=name,
+                    s=50,
+                    zorder=3,
+                )
+        if chosen is not None:
+            ax.scatter(
+                [x_of(chosen)],
+                [chosen.val_accuracy * 100],
+                marker="*",
+                s=260,
+                color="gold",
+                edgecolor="black",
+                label=f"best within budget (trial {chosen.number})",
+                zorder=4,
+            )
+        for r in done:
+            ax.annotate(
+                str(r.number), (x_of(r), r.val_accuracy * 100), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
+        ax.set_xlabel(label)
+        ax.set_ylabel("validation accuracy (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    with atomic.atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return True
