@@ -97,5 +97,14 @@ def edgepeft_after_step(state: StepState) -> None:
 
 
 @hookspec
+def edgepeft_after_epoch(state: StepState) -> None:
+    """Called after each epoch's validation pass, with ``state.val_accuracy``, ``state.epochs`` (the
+    phase's total) and ``state.loss`` (the epoch's mean) filled in.
+
+    Raising here stops training; the error names the plugin and this hook.
+    """
+
+
+@hookspec
 def edgepeft_run_finished(run_dir: Path, metrics: dict[str, Any]) -> None:
     """Called once ``edgepeft train`` has written ``run_dir`` and its ``metrics.json``."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from edgepeft import atomic
+from edgepeft import atomic, hookimpl
 from edgepeft.errors import ConfigError, EdgepeftError
 from edgepeft.validation import StrictModel, parse, read_toml, toml_line
 
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from edgepeft.plugins import PluginManager
 
 OBJECTIVES = ("val_accuracy", "size_mb", "p95_ms")
+HOPELESS_MARGIN = 0.05
+"""A trial past half its student epochs whose validation accuracy trails a finished trial no larger than
+its smallest possible file by more than this is stopped."""
 DIRECTIONS = ("maximize", "minimize", "minimize")
 
 
@@ -227,7 +230,7 @@ class Search:
 
         settings = sample(trial, self.plan.search.space)
         try:
-            result = self.run_trial(trial.number, settings)
+            result = self.run_trial(trial.number, settings, results_of(trial.study))
         except EdgepeftError as exc:  # this trial's settings do not train or export: the search goes on
             result = TrialResult(trial.number, settings, "failed", note=exc.what)
         for key, value in dataclasses.asdict(result).items():
@@ -237,12 +240,16 @@ class Search:
             raise optuna.TrialPruned(result.note)
         return result.objectives  # type: ignore[return-value]
 
-    def run_trial(self, number: int, settings: dict[str, Any]) -> TrialResult:
+    def run_trial(self, number: int, settings: dict[str, Any], finished: list[TrialResult]) -> TrialResult:
         """Cheap checks first (the student's parameters and FLOP latency floor against the budgets), then
-        train, export with the profile's backend through the parity gate, and measure."""
+        train (stopped early when hopeless against the ``finished`` trials), export with the profile's
+        backend through the parity gate, and measure."""
+        import shutil
+
         from edgepeft.deploy import prepare, profile_run
+        from edgepeft.errors import PluginError
         from edgepeft.recipe import resolve
-        from edgepeft.run import Trainer, open_run
+        from edgepeft.run import Trainer, open_run, partial_dir
 
         name = f"{self.plan.name}-t{number:03d}"
         result = TrialResult(number, settings, "complete", run=str(self.runs / name))
@@ -253,7 +260,19 @@ class Search:
         if early:
             result.state, result.note, result.broke, result.run = "pruned", early, [early.split(" ")[0]], None
             return result
-        metrics = Trainer(resolved, self.manager, self.runs).run()
+        guard = StopHopeless(self._least_mb(result), [r for r in finished if r.objectives is not None])
+        guard_name = f"edgepeft-search-trial-{number}"
+        self.manager.register(guard, guard_name)
+        try:
+            metrics = Trainer(resolved, self.manager, self.runs).run()
+        except PluginError as exc:
+            if not isinstance(exc.__cause__, Hopeless):
+                raise
+            shutil.rmtree(partial_dir(self.runs / name), ignore_errors=True)
+            result.state, result.note, result.run = "pruned", str(exc.__cause__), None
+            return result
+        finally:
+            self.manager.unregister(guard_name)
         report = profile_run(
             prepare(open_run(self.runs / name, self.manager), self.profile, self.manager), timing_seconds=0.5
         )
@@ -277,8 +296,7 @@ class Search:
         model = family().build(resolved.student_options, data_shape, self.data.num_classes)
         result.parameters = count_parameters(model)
         budgets = self.profile.budgets
-        int8 = "int8" in result.settings.get("precision", self.profile.runtime.precisions[0])
-        least_mb = result.parameters * (1 if int8 else 4) / 1e6
+        least_mb = self._least_mb(result)
         if budgets.max_size_mb is not None and least_mb > budgets.max_size_mb:
             return f"max_size_mb broken before training: {result.parameters:,} parameters need {least_mb:.2f} MB"
         if budgets.p95_latency_ms is not None:
@@ -287,6 +305,34 @@ class Search:
             if floor_ms > budgets.p95_latency_ms:
                 return f"p95_latency_ms broken before training: the FLOP floor is {floor_ms:.2f} ms"
         return ""
+
+    def _least_mb(self, result: TrialResult) -> float:
+        """The smallest file the trial's student can make: one byte per int8 parameter, four per float."""
+        int8 = "int8" in result.settings.get("precision", self.profile.runtime.precisions[0])
+        return (result.parameters or 0) * (1 if int8 else 4) / 1e6
+
+
+class Hopeless(Exception):
+    """Raised from the epoch hook to stop a trial that cannot reach the Pareto front."""
+
+
+class StopHopeless:
+    """A plugin for one trial's training: from half its student epochs on, it stops the trial when a finished
+    trial no larger than this one's smallest possible file is ahead by more than :data:`HOPELESS_MARGIN`."""
+
+    def __init__(self, least_mb: float, finished: list[TrialResult]) -> None:
+        self.least_mb, self.finished = least_mb, finished
+
+    @hookimpl
+    def edgepeft_after_epoch(self, state: Any) -> None:
+        if state.phase != "student" or state.epoch * 2 < (state.epochs or 0):
+            return
+        for r in self.finished:
+            if r.size_mb <= self.least_mb and r.val_accuracy - state.val_accuracy > HOPELESS_MARGIN:
+                raise Hopeless(
+                    f"stopped at epoch {state.epoch}/{state.epochs}: validation accuracy {state.val_accuracy:.2%} "
+                    f"while trial {r.number}, at most as large ({r.size_mb:.3f} MB), reached {r.val_accuracy:.2%}"
+                )
 
 
 def results_of(study: optuna.Study) -> list[TrialResult]:

@@ -31,7 +31,8 @@ class Batch:
 
 @dataclass
 class StepState:
-    """What lifecycle hooks see at each optimizer step."""
+    """What lifecycle hooks see at each optimizer step, and at the end of each epoch (``epochs`` in the
+    phase and ``val_accuracy`` set, ``loss`` the epoch's mean)."""
 
     phase: str
     epoch: int
@@ -39,6 +40,8 @@ class StepState:
     model: torch.nn.Module
     loss: float | None = None
     loss_terms: dict[str, float] = field(default_factory=dict)
+    epochs: int | None = None
+    val_accuracy: float | None = None
 
 
 FineTuner = Callable[["torch.nn.Module", str, int, float], "FitResult"]
@@ -308,6 +311,9 @@ def fit(
             running / steps_per_epoch,
             val_acc,
         )
+        if on_step is not None:
+            ended = StepState(phase, epoch, step, model, running / steps_per_epoch, epochs=epochs, val_accuracy=val_acc)
+            on_step("edgepeft_after_epoch", ended)
         if val_acc > best.best_val_accuracy:
             best.best_epoch, best.best_val_accuracy = epoch, val_acc
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -45,7 +45,7 @@ def test_documented_hooks_all_exist():
 
 
 def test_step_hooks_and_run_finished_fire_with_their_state(manager, register_plugin, tmp_path):
-    seen: dict[str, list] = {"before": [], "after": [], "finished": []}
+    seen: dict[str, list] = {"before": [], "after": [], "epochs": [], "finished": []}
 
     class Tracker:
         @edgepeft.hookimpl
@@ -56,6 +56,10 @@ def test_step_hooks_and_run_finished_fire_with_their_state(manager, register_plu
         @edgepeft.hookimpl
         def edgepeft_after_step(self, state):
             seen["after"].append((state.phase, state.step, dict(state.loss_terms), state.loss))
+
+        @edgepeft.hookimpl
+        def edgepeft_after_epoch(self, state):
+            seen["epochs"].append((state.phase, state.epoch, state.epochs, state.val_accuracy))
 
         @edgepeft.hookimpl
         def edgepeft_run_finished(self, run_dir, metrics):
@@ -72,6 +76,8 @@ def test_step_hooks_and_run_finished_fire_with_their_state(manager, register_plu
     student_after = [a for a in seen["after"] if a[0] == "student"]
     assert set(student_after[0][2]) == {"task", "distill"}
     assert student_after[0][3] == pytest.approx(sum(student_after[0][2].values()), rel=1e-5)
+    assert [e[:3] for e in seen["epochs"]] == [("teacher", 1, 1), ("student", 1, 2), ("student", 2, 2)]
+    assert all(0 < e[3] <= 1 for e in seen["epochs"])
     assert seen["finished"] == [(tmp_path / "hooks", pytest.approx(seen["finished"][0][1]))]
 
 

@@ -132,3 +132,19 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
         assert Path(after[number]["run"], "metrics.json").stat().st_mtime_ns == stamp, "and not trained again"
     rerun = {f"trial {t['number']}:" for t in before}
     assert not any(line.startswith(tuple(rerun)) for line in stdout.splitlines())
+
+
+def test_a_trial_far_behind_a_no_larger_finished_trial_is_stopped_from_half_its_epochs():
+    from edgepeft.search import Hopeless, StopHopeless
+    from edgepeft.train import StepState
+
+    guard = StopHopeless(least_mb=0.05, finished=[_trial(0, 0.95, 0.04, 1.0), _trial(1, 0.99, 0.5, 1.0)])
+
+    def epoch(n: int, acc: float, phase: str = "student") -> None:
+        guard.edgepeft_after_epoch(StepState(phase, n, n * 10, None, epochs=10, val_accuracy=acc))
+
+    epoch(4, 0.50)  # before half its epochs: never
+    epoch(5, 0.50, phase="teacher")  # only the student is judged
+    epoch(5, 0.91)  # within the margin of trial 0; trial 1 is larger, so it does not count
+    with pytest.raises(Hopeless, match=r"epoch 5/10: validation accuracy 89.00% while trial 0"):
+        epoch(5, 0.89)
