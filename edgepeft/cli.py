@@ -589,6 +589,10 @@ def search(
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted search in --out.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Search folder [default: runs/search-<name>].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Trials run in parallel, one process (or Ray task) each.")] = 1,
+    ray: Annotated[
+        str | None, typer.Option(help="Run the workers as Ray tasks: a cluster address, or 'local' (the ray extra).")
+    ] = None,
 ) -> None:
     """Train and measure the students the recipe's [search] space allows; print the accuracy/size/latency
     Pareto front and the best trial that meets every budget of the device (exit 10 when none does)."""

@@ -168,6 +168,8 @@ class TrialResult:
     size_mb: float | None = None
     p95_ms: float | None = None
     peak_memory_mb: float | None = None
+    precision: str | None = None
+    """The export's precision (the searched one, or the profile's first that the backend supports)."""
     broke: list[str] = dataclasses.field(default_factory=list)
     note: str = ""
 
@@ -273,15 +275,20 @@ class Search:
             return result
         finally:
             self.manager.unregister(guard_name)
-        report = profile_run(
-            prepare(open_run(self.runs / name, self.manager), self.profile, self.manager), timing_seconds=0.5
-        )
+        run = open_run(self.runs / name, self.manager)
+        prepared = prepare(run, self.profile, self.manager, precision=settings.get("precision"))
+        report = profile_run(prepared, timing_seconds=0.5)
+        result.precision = prepared.options.precision
         result.val_accuracy = metrics["student"]["val_accuracy"]
         result.test_accuracy = report.parity.accuracy
         result.size_mb = report.size_bytes / 1e6
         result.p95_ms = report.device_latency.latency.p95_ms
         result.peak_memory_mb = report.memory.process_peak_mb
-        result.broke = [b.budget for b in report.budgets if not b.passed]
+        # every budget as measured, but accuracy retention on the validation split: the test split never steers
+        result.broke = [b.budget for b in report.budgets if not b.passed and b.budget != "min_accuracy_retention"]
+        retention = self.profile.budgets.min_accuracy_retention
+        if retention is not None and result.val_accuracy < retention * metrics["teacher"]["val_accuracy"]:
+            result.broke.append("min_accuracy_retention")
         return result
 
     def before_training(self, resolved: Any, result: TrialResult) -> str:
@@ -350,12 +357,27 @@ def results_of(study: optuna.Study) -> list[TrialResult]:
     return sorted(out, key=lambda r: r.number)
 
 
-def open_study(plan: SearchPlan, out: Path, *, resume: bool) -> tuple[optuna.Study, int]:
-    """The search's Optuna study in ``out/study.db`` and how many trials already finished; an interrupted
-    trial is queued again with its settings."""
+def _study(plan: SearchPlan, out: Path, seed: int) -> optuna.Study:
     import optuna
 
-    storage = f"sqlite:///{out / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, n_startup_trials=min(10, max(3, plan.search.trials // 3))
+    )
+    return optuna.create_study(
+        study_name=plan.name,
+        storage=f"sqlite:///{out / 'study.db'}",
+        directions=list(DIRECTIONS),
+        sampler=sampler,
+        load_if_exists=True,
+    )
+
+
+def open_study(plan: SearchPlan, out: Path, *, resume: bool) -> tuple[optuna.Study, int]:
+    """The search's Optuna study in ``out/study.db`` and how many trials already finished; a trial that
+    was running when the search was killed is failed and queued again with its settings."""
+    import optuna
+
     exists = (out / "study.db").is_file()
     if exists and not resume:
         raise ConfigError(
@@ -366,29 +388,30 @@ def open_study(plan: SearchPlan, out: Path, *, resume: bool) -> tuple[optuna.Stu
     if resume and not exists:
         raise ConfigError("no interrupted search to resume here", where=str(out), fix="Drop --resume to start one")
     out.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    previous = 0
-    if exists:
-        loaded = optuna.load_study(study_name=plan.name, storage=storage)
-        previous = sum(t.state in finished_states for t in loaded.trials)
-        for t in loaded.trials:
-            if t.state == optuna.trial.TrialState.RUNNING:  # killed midway: run it again
-                loaded._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-                loaded.enqueue_trial(t.params)
-    sampler = optuna.samplers.TPESampler(
-        seed=plan.search.seed + previous,  # deterministic for a given history
-        multivariate=True,
-        n_startup_trials=min(10, max(3, plan.search.trials // 3)),
-    )
-    study = optuna.create_study(
-        study_name=plan.name,
-        storage=storage,
-        directions=list(DIRECTIONS),
-        sampler=sampler,
-        load_if_exists=True,
-    )
+    study = _study(plan, out, plan.search.seed)
+    previous = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            study.enqueue_trial(t.params)
+    if previous:  # a fresh sampler seeded by the history, so a resumed search is deterministic too
+        study = _study(plan, out, plan.search.seed + previous)
     return study, previous
+
+
+def optimize_share(recipe: str, device: str, out: str, trials: int, time_limit: float | None, worker: int) -> int:
+    """One parallel worker (a process, or a Ray task): its share of the trials on the shared study in
+    ``out``; returns how many trials it finished."""
+    from edgepeft.devices import load_profile
+    from edgepeft.plugins import default_manager
+
+    manager = default_manager()
+    plan = load_plan(Path(recipe), manager)
+    study = _study(plan, Path(out), plan.search.seed + 1000 * worker)
+    search = Search(plan, load_profile(device, manager.devices), manager, Path(out))
+    before = len(study.trials)
+    study.optimize(search.objective, n_trials=trials, timeout=time_limit)
+    return len(study.trials) - before
 
 
 def run_search(
@@ -400,12 +423,16 @@ def run_search(
     trials: int | None = None,
     time_limit: float | None = None,
     resume: bool = False,
+    workers: int = 1,
+    ray_address: str | None = None,
     on_trial: Callable[[TrialResult], None] | None = None,
 ) -> list[TrialResult]:
     """Run the search until ``trials`` (default: the recipe's) have finished or ``time_limit`` seconds pass;
-    ``out/trials.json`` is rewritten after every trial. Returns every finished trial."""
+    ``out/trials.json`` is rewritten after every trial. With ``workers`` > 1 the trials are shared among
+    that many processes, or Ray tasks when ``ray_address`` is given (``"local"`` starts Ray here), all on
+    the one study in ``out`` (on a cluster, ``out`` must be on storage every node sees). Returns every
+    finished trial."""
     study, previous = open_study(plan, out, resume=resume)
-    search = Search(plan, profile, manager, out)
     wanted = (trials or plan.search.trials) - previous
 
     def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -414,11 +441,46 @@ def run_search(
         if on_trial is not None and results and results[-1].number == trial.number:
             on_trial(results[-1])
 
-    if wanted > 0:
-        study.optimize(search.objective, n_trials=wanted, timeout=time_limit, callbacks=[record])
+    if wanted > 0 and workers == 1 and ray_address is None:
+        study.optimize(
+            Search(plan, profile, manager, out).objective, n_trials=wanted, timeout=time_limit, callbacks=[record]
+        )
+    elif wanted > 0:
+        shares = [wanted // workers + (i < wanted % workers) for i in range(workers)]
+        jobs = [(plan.source, profile.name, str(out), n, time_limit, i) for i, n in enumerate(shares) if n]
+        if ray_address is not None:
+            _on_ray(jobs, ray_address)
+        else:
+            _on_processes(jobs)
     results = results_of(study)
     write_trials(out, plan, profile, results)
     return results
+
+
+def _on_processes(jobs: list[tuple]) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in [pool.submit(optimize_share, *job) for job in jobs]:
+            done.result()
+
+
+def _on_ray(jobs: list[tuple], address: str) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--ray needs the ray package", where="--ray", fix="pip install 'edgepeft[ray]', or use --workers alone"
+        ) from None
+    ray.init(
+        address=None if address == "local" else address,
+        num_cpus=len(jobs) if address == "local" else None,
+        ignore_reinit_error=True,
+        log_to_driver=False,
+    )
+    task = ray.remote(num_cpus=1)(optimize_share)
+    ray.get([task.remote(*job) for job in jobs])
 
 
 def write_trials(out: Path, plan: SearchPlan, profile: DeviceProfile, results: list[TrialResult]) -> None:

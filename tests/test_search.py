@@ -28,8 +28,13 @@ SPACE = {
 
 
 def _recipe(tmp_path: Path, trials: int = 3, **search) -> Path:
+    # x86-server with a retention budget the 3-epoch tiny students can meet
+    (tmp_path / "devices").mkdir(exist_ok=True)
+    (tmp_path / "devices" / "search-box.toml").write_text(
+        'extends = "x86-server"\n[budgets]\nmin_accuracy_retention = 0.8\n'
+    )
     recipe = tiny_recipe(name="s")
-    recipe["search"] = {"device": "x86-server", "trials": trials, "seed": 0, "space": SPACE, **search}
+    recipe["search"] = {"device": "search-box", "trials": trials, "seed": 0, "space": SPACE, **search}
     path = tmp_path / "s.toml"
     path.write_text(tomli_w.dumps(recipe))
     return path
@@ -42,7 +47,7 @@ def _search(*args: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"COLUMNS": "200", **os.environ},
+        env={**os.environ, "COLUMNS": "200", "EDGEPEFT_DEVICES_PATH": str(cwd / "devices")},
     )
 
 
@@ -95,7 +100,7 @@ def test_a_search_prints_the_front_writes_every_trial_and_repeats_with_the_same_
         proc = _search(str(recipe), "--out", str(tmp_path / out), cwd=tmp_path)
         stdout, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr[-2000:]
-        assert "Pareto front on x86-server" in stdout and "deploy it: edgepeft deploy" in stdout
+        assert "Pareto front on search-box" in stdout and "deploy it: edgepeft deploy" in stdout
         outputs.append(json.loads((tmp_path / out / "trials.json").read_text()))
     first, second = outputs
     assert [t["settings"] for t in first["trials"]] == [t["settings"] for t in second["trials"]]
@@ -103,6 +108,7 @@ def test_a_search_prints_the_front_writes_every_trial_and_repeats_with_the_same_
     chosen = next(t for t in first["trials"] if t["number"] == first["best"])
     assert chosen["broke"] == [] and chosen["pareto"] and Path(chosen["run"], "student", "model.safetensors").is_file()
     assert 0 < chosen["val_accuracy"] <= 1 and chosen["size_mb"] > 0 and chosen["p95_ms"] > 0
+    assert chosen["precision"] == "fp32", "the searched precision, not the profile's first (int8)"
     assert (tmp_path / "a" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     again = _search(str(recipe), "--out", str(tmp_path / "a"), cwd=tmp_path)
     _, stderr = again.communicate(timeout=120)
@@ -148,3 +154,30 @@ def test_a_trial_far_behind_a_no_larger_finished_trial_is_stopped_from_half_its_
     epoch(5, 0.91)  # within the margin of trial 0; trial 1 is larger, so it does not count
     with pytest.raises(Hopeless, match=r"epoch 5/10: validation accuracy 89.00% while trial 0"):
         epoch(5, 0.89)
+
+
+def test_trials_run_in_parallel_processes_on_one_study(tmp_path):
+    proc = _search(str(_recipe(tmp_path, trials=2)), "--out", str(tmp_path / "out"), "--workers", "2", cwd=tmp_path)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-2000:]
+    trials = json.loads((tmp_path / "out" / "trials.json").read_text())["trials"]
+    assert sorted(t["number"] for t in trials) == [0, 1] and all(t["state"] == "complete" for t in trials)
+    assert len({t["run"] for t in trials}) == 2 and "trial 1:" in stdout
+
+
+def test_trials_run_as_tasks_of_a_local_ray_instance_with_two_workers(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'edgepeft[ray]')")
+    proc = _search(
+        str(_recipe(tmp_path, trials=2)),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "2",
+        "--ray",
+        "local",
+        cwd=tmp_path,
+    )
+    _, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stderr[-2000:]
+    trials = json.loads((tmp_path / "out" / "trials.json").read_text())["trials"]
+    assert sorted(t["number"] for t in trials) == [0, 1] and all(t["state"] == "complete" for t in trials)
