@@ -513,10 +513,10 @@ def plot(results: list[TrialResult], path: Path, title: str) -> bool:
         (("file size (MB)", lambda r: r.size_mb), ("device p95 latency (ms)", lambda r: r.p95_ms)),
         strict=True,
     ):
-        groups = (
-            ("on the Pareto front", "o", "tab:blue", [r for r in done if r.number in front and not r.broke]),
+        groups = (  # the front last, so a dominated trial at the same point does not hide it
             ("dominated", "o", "tab:gray", [r for r in done if r.number not in front and not r.broke]),
             ("broke a budget", "x", "tab:red", [r for r in done if r.broke]),
+            ("on the Pareto front", "o", "tab:blue", [r for r in done if r.number in front and not r.broke]),
         )
         for name, marker, colour, rows in groups:
             if rows:
