@@ -621,8 +621,20 @@ def search(
         console.print(f"trial {r.number}: {escape(describe(r.settings))} -> {escape(figures)}", soft_wrap=True)
 
     results = run_search(
-        plan, profile, manager, out, trials=trials, time_limit=time_limit, resume=resume, on_trial=show
+        plan,
+        profile,
+        manager,
+        out,
+        trials=trials,
+        time_limit=time_limit,
+        resume=resume,
+        workers=workers,
+        ray_address=ray,
+        on_trial=show,
     )
+    if workers > 1 or ray is not None:  # the other workers' trials ended in other processes: list them all
+        for r in results:
+            show(r)
     front, chosen = pareto(results), best(results)
     table = Table(
         "trial",
@@ -645,15 +657,19 @@ def search(
             "[green]all met[/]" if not r.broke else f"[red]broke {', '.join(r.broke)}[/]",
         )
     console.print(table)
-    if plot(results, out / "pareto.png", f"search {plan.name} on {profile.name}: {len(results)} trials"):
-        console.print(f"plot: {out / 'pareto.png'}; every trial: {out / 'trials.json'}")
+    import importlib.util
+
+    title = f"search {plan.name} on {profile.name}: {len(results)} trials"
+    if importlib.util.find_spec("matplotlib") is not None and plot(results, out / "pareto.png", title):
+        console.print(f"plot: {out / 'pareto.png'}")
+    console.print(f"every trial: {out / 'trials.json'}")
     if chosen is None:
         console.print(f"[bold red]no trial meets every {profile.name} budget[/]")
         raise typer.Exit(BUDGET_EXIT)
     console.print(
         f"best within budget: trial {chosen.number} (validation {chosen.val_accuracy:.2%}, test "
         f"{chosen.test_accuracy:.2%}, {chosen.size_mb:.3f} MB, p95 {chosen.p95_ms:.3f} ms)\n"
-        f"deploy it: edgepeft deploy {chosen.run} --device {profile.name}",
+        f"deploy it: edgepeft deploy {chosen.run} --device {profile.name} --precision {chosen.precision}",
         soft_wrap=True,
     )
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, StrictInt, ValidationError, field_validator, model_validator
 
 from edgepeft import atomic, hookimpl
 from edgepeft.errors import ConfigError, EdgepeftError
@@ -40,12 +41,25 @@ DIRECTIONS = ("maximize", "minimize", "minimize")
 
 
 class Range(StrictModel):
-    """A numeric setting: integers when ``low``, ``high`` (and ``step``) are integers, else floats."""
+    """A numeric setting: integers when ``low``, ``high`` (and ``step``) are written as integers, floats
+    otherwise (``2.0`` is a float)."""
 
-    low: float
-    high: float
-    step: float | None = Field(None, gt=0)
+    low: StrictInt | float
+    high: StrictInt | float
+    step: StrictInt | float | None = Field(None, gt=0)
     log: bool = False
+
+    @property
+    def integer(self) -> bool:
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step if self.step is not None else 1))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("a log range needs low > 0 and no step")
+        return self
 
 
 class SearchSection(StrictModel):
@@ -55,6 +69,24 @@ class SearchSection(StrictModel):
     trials: int = Field(20, gt=0)
     seed: int = Field(0, ge=0)
     space: dict[str, list[Any] | Range] = Field(min_length=1)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _lists_or_ranges(cls, space: Any) -> Any:
+        """A table is a range and a list a choice; each is checked as what it is, for a clear error."""
+        if not isinstance(space, dict):
+            return space
+        out = {}
+        for key, value in space.items():
+            if isinstance(value, dict):
+                try:
+                    value = Range.model_validate(value)
+                except ValidationError as exc:
+                    raise ValueError(f"{key}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+            elif not isinstance(value, list) or not value:
+                raise ValueError(f"{key}: give a non-empty list of values or a {{low, high}} range")
+            out[key] = value
+        return out
 
 
 @dataclasses.dataclass
@@ -115,16 +147,18 @@ def load_plan(path: Path, manager: PluginManager) -> SearchPlan:
 def sample(trial: optuna.Trial, space: dict[str, list[Any] | Range]) -> dict[str, Any]:
     """The settings of one trial; a switched-off technique's own settings are not sampled (conditional)."""
     chosen: dict[str, Any] = {}
-    for key, choice in space.items():
+    switches_first = sorted(
+        space.items(), key=lambda item: not (item[0].startswith("techniques.") and item[0].count(".") == 1)
+    )
+    for key, choice in switches_first:
         parts = key.split(".")
         if parts[0] == "techniques" and len(parts) == 3 and chosen.get(f"techniques.{parts[1]}") is False:
             continue
         if isinstance(choice, list):
             picked = trial.suggest_categorical(key, [json.dumps(v) for v in choice])
             chosen[key] = json.loads(picked)
-        elif all(float(v).is_integer() for v in (choice.low, choice.high, choice.step or 1)):
-            step = int(choice.step or 1)
-            chosen[key] = trial.suggest_int(key, int(choice.low), int(choice.high), step=step, log=choice.log)
+        elif choice.integer:
+            chosen[key] = trial.suggest_int(key, choice.low, choice.high, step=choice.step or 1, log=choice.log)
         else:
             chosen[key] = trial.suggest_float(key, choice.low, choice.high, step=choice.step, log=choice.log)
     return chosen
@@ -152,6 +186,32 @@ def apply(base: dict[str, Any], settings: dict[str, Any], name: str) -> dict[str
             target = target.setdefault(part, {})
         target[parts[-1]] = value
     return recipe
+
+
+def check_plan(plan: SearchPlan, profile: DeviceProfile, manager: PluginManager) -> None:
+    """Before any trial: every searched precision is exportable for ``profile``, and the recipe resolves with
+    each setting at every one of its listed values (ranges at both ends), so an unknown option fails here."""
+    from edgepeft.export import choose_backend
+    from edgepeft.recipe import resolve
+
+    for precision in plan.search.space.get("precision", []):
+        if precision not in profile.runtime.precisions:
+            raise ConfigError(
+                f"the search space's precision {precision!r} is not one the {profile.name} profile runs",
+                where=plan.source,
+                fix=f"Use some of: {', '.join(profile.runtime.precisions)}",
+            )
+        choose_backend(profile, manager, precision=precision)
+    for key, choice in plan.search.space.items():
+        values = choice if isinstance(choice, list) else [choice.low, choice.high]
+        for value in values:
+            if key != "precision":
+                resolve(
+                    apply(plan.base, {key: value}, plan.name),
+                    None,
+                    f"{plan.source} ([search.space] {key} = {value!r})",
+                    manager,
+                )
 
 
 @dataclasses.dataclass
@@ -218,7 +278,13 @@ def best(results: list[TrialResult]) -> TrialResult | None:
 class Search:
     """Runs trials of a :class:`SearchPlan` on a device profile into ``out`` (see :func:`run_search`)."""
 
+    LATENCY_FLOOR_MARGIN = 4.0
+    """The FLOP floor uses the fp32 matmul peak; int8 kernels can beat it, so a trial is only pruned before
+    training when its floor exceeds the latency budget this many times over."""
+
     def __init__(self, plan: SearchPlan, profile: DeviceProfile, manager: PluginManager, out: Path) -> None:
+        from edgepeft.compute import matmul_peak
+        from edgepeft.export import export_options
         from edgepeft.recipe import resolve
         from edgepeft.run import load_task_data
 
@@ -226,13 +292,18 @@ class Search:
         self.runs = out / "trials"
         base = resolve(plan.base, plan.text, plan.source, manager)
         self.data = load_task_data(manager, base, base.recipe.seed)
+        self.peak = matmul_peak(export_options(profile, profile.runtime.precisions[0]).threads, seconds=0.5)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
         import optuna
 
+        from edgepeft.errors import TrainingInterrupted
+
         settings = sample(trial, self.plan.search.space)
         try:
             result = self.run_trial(trial.number, settings, results_of(trial.study))
+        except TrainingInterrupted:
+            raise  # Ctrl-C or SIGTERM: stop the search; --resume runs this trial again
         except EdgepeftError as exc:  # this trial's settings do not train or export: the search goes on
             result = TrialResult(trial.number, settings, "failed", note=exc.what)
         for key, value in dataclasses.asdict(result).items():
@@ -242,81 +313,104 @@ class Search:
             raise optuna.TrialPruned(result.note)
         return result.objectives  # type: ignore[return-value]
 
+    def precision_of(self, settings: dict[str, Any]) -> str:
+        return settings.get("precision", self.profile.runtime.precisions[0])
+
     def run_trial(self, number: int, settings: dict[str, Any], finished: list[TrialResult]) -> TrialResult:
         """Cheap checks first (the student's parameters and FLOP latency floor against the budgets), then
         train (stopped early when hopeless against the ``finished`` trials), export with the profile's
-        backend through the parity gate, and measure."""
-        import shutil
-
-        from edgepeft.deploy import prepare, profile_run
-        from edgepeft.errors import PluginError
+        backend at the trial's precision, gated and scored on the validation split, and measure."""
         from edgepeft.recipe import resolve
-        from edgepeft.run import Trainer, open_run, partial_dir
 
         name = f"{self.plan.name}-t{number:03d}"
         result = TrialResult(number, settings, "complete", run=str(self.runs / name))
+        result.precision = self.precision_of(settings)
         resolved = resolve(
             apply(self.plan.base, settings, name), None, f"{self.plan.source} trial {number}", self.manager
         )
-        early = self.before_training(resolved, result)
-        if early:
-            result.state, result.note, result.broke, result.run = "pruned", early, [early.split(" ")[0]], None
+        broken = self.before_training(resolved, result)
+        if broken:
+            result.state, result.broke, result.note, result.run = "pruned", [broken[0]], broken[1], None
             return result
-        guard = StopHopeless(self._least_mb(result), [r for r in finished if r.objectives is not None])
-        guard_name = f"edgepeft-search-trial-{number}"
-        self.manager.register(guard, guard_name)
+        metrics = self._train(resolved, result, finished)
+        if metrics is not None:
+            self._measure(result, metrics)
+        return result
+
+    def _train(self, resolved: Any, result: TrialResult, finished: list[TrialResult]) -> dict[str, Any] | None:
+        import shutil
+
+        from edgepeft.errors import PluginError
+        from edgepeft.run import Trainer, partial_dir
+
+        rivals = [r for r in finished if r.feasible and r.precision == result.precision]
+        guard_name = f"edgepeft-search-trial-{result.number}"
+        self.manager.register(StopHopeless(self._least_mb(resolved, result), rivals), guard_name)
         try:
-            metrics = Trainer(resolved, self.manager, self.runs).run()
+            return Trainer(resolved, self.manager, self.runs).run()
         except PluginError as exc:
             if not isinstance(exc.__cause__, Hopeless):
                 raise
-            shutil.rmtree(partial_dir(self.runs / name), ignore_errors=True)
+            shutil.rmtree(partial_dir(self.runs / resolved.recipe.name), ignore_errors=True)
             result.state, result.note, result.run = "pruned", str(exc.__cause__), None
-            return result
+            return None
         finally:
             self.manager.unregister(guard_name)
-        run = open_run(self.runs / name, self.manager)
-        prepared = prepare(run, self.profile, self.manager, precision=settings.get("precision"))
-        report = profile_run(prepared, timing_seconds=0.5)
-        result.precision = prepared.options.precision
-        result.val_accuracy = metrics["student"]["val_accuracy"]
-        result.test_accuracy = report.parity.accuracy
+
+    def _measure(self, result: TrialResult, metrics: dict[str, Any]) -> None:
+        """Export and measure like ``edgepeft profile``, but with the parity gate and the accuracy on the
+        validation split: the test split is reported (the PyTorch student's), never used to choose."""
+        from edgepeft.deploy import prepare, profile_run
+        from edgepeft.run import open_run
+
+        run = open_run(Path(result.run), self.manager)
+        prepared = prepare(run, self.profile, self.manager, precision=result.precision)
+        on_validation = dataclasses.replace(
+            prepared, data=dataclasses.replace(prepared.data, test=prepared.data.validation)
+        )
+        report = profile_run(on_validation, timing_seconds=0.5)
+        result.val_accuracy = report.parity.accuracy
+        result.test_accuracy = metrics["student"]["test_accuracy"]
         result.size_mb = report.size_bytes / 1e6
         result.p95_ms = report.device_latency.latency.p95_ms
         result.peak_memory_mb = report.memory.process_peak_mb
-        # every budget as measured, but accuracy retention on the validation split: the test split never steers
         result.broke = [b.budget for b in report.budgets if not b.passed and b.budget != "min_accuracy_retention"]
         retention = self.profile.budgets.min_accuracy_retention
         if retention is not None and result.val_accuracy < retention * metrics["teacher"]["val_accuracy"]:
             result.broke.append("min_accuracy_retention")
-        return result
 
-    def before_training(self, resolved: Any, result: TrialResult) -> str:
-        """Why the trial cannot meet the budgets whatever its training (empty when it might)."""
+    def before_training(self, resolved: Any, result: TrialResult) -> tuple[str, str] | None:
+        """The budget the trial cannot meet whatever its training, and why (None when it might)."""
         import numpy as np
 
-        from edgepeft.compute import forward_flops, matmul_peak
+        from edgepeft.compute import forward_flops
         from edgepeft.run import count_parameters
 
-        data_shape = tuple(self.data.input_shape)
-        family = self.manager.models.get(resolved.recipe.student.model)
-        model = family().build(resolved.student_options, data_shape, self.data.num_classes)
+        shape = tuple(self.data.input_shape)
+        model = self.manager.models.get(resolved.recipe.student.model)().build(
+            resolved.student_options, shape, self.data.num_classes
+        )
         result.parameters = count_parameters(model)
         budgets = self.profile.budgets
-        least_mb = self._least_mb(result)
+        least_mb = self._least_mb(resolved, result)
         if budgets.max_size_mb is not None and least_mb > budgets.max_size_mb:
-            return f"max_size_mb broken before training: {result.parameters:,} parameters need {least_mb:.2f} MB"
+            return "max_size_mb", f"{result.parameters:,} parameters need at least {least_mb:.2f} MB before training"
         if budgets.p95_latency_ms is not None:
-            flops = forward_flops(model, np.zeros((2, *data_shape), np.float32)) * budgets.batch_size
-            floor_ms = matmul_peak(1, size=256, seconds=0.1).floor_ms(flops) / self.profile.hardware.relative_speed
-            if floor_ms > budgets.p95_latency_ms:
-                return f"p95_latency_ms broken before training: the FLOP floor is {floor_ms:.2f} ms"
-        return ""
+            flops = forward_flops(model, np.zeros((2, *shape), np.float32)) * budgets.batch_size
+            floor_ms = self.peak.floor_ms(flops) / self.profile.hardware.relative_speed
+            if floor_ms > budgets.p95_latency_ms * self.LATENCY_FLOOR_MARGIN:
+                return "p95_latency_ms", f"its FLOP floor on the device is {floor_ms:.2f} ms before training"
+        return None
 
-    def _least_mb(self, result: TrialResult) -> float:
-        """The smallest file the trial's student can make: one byte per int8 parameter, four per float."""
-        int8 = "int8" in result.settings.get("precision", self.profile.runtime.precisions[0])
-        return (result.parameters or 0) * (1 if int8 else 4) / 1e6
+    def _least_mb(self, resolved: Any, result: TrialResult) -> float:
+        """The smallest file the trial's student can make (0 when a technique may shrink it): one byte per
+        int8 parameter, two per fp16, four per fp32."""
+        from edgepeft.technique import Technique
+
+        if any(type(t).compress is not Technique.compress for t in resolved.techniques):
+            return 0.0
+        per_parameter = {"int8": 1, "int8-dynamic": 1, "fp16": 2}.get(result.precision or "", 4)
+        return (result.parameters or 0) * per_parameter / 1e6
 
 
 class Hopeless(Exception):
@@ -325,7 +419,8 @@ class Hopeless(Exception):
 
 class StopHopeless:
     """A plugin for one trial's training: from half its student epochs on, it stops the trial when a finished
-    trial no larger than this one's smallest possible file is ahead by more than :data:`HOPELESS_MARGIN`."""
+    trial within budget, at the same precision and no larger than this one's smallest possible file, is
+    ahead on validation by more than :data:`HOPELESS_MARGIN`."""
 
     def __init__(self, least_mb: float, finished: list[TrialResult]) -> None:
         self.least_mb, self.finished = least_mb, finished
@@ -357,25 +452,38 @@ def results_of(study: optuna.Study) -> list[TrialResult]:
     return sorted(out, key=lambda r: r.number)
 
 
-def _study(plan: SearchPlan, out: Path, seed: int) -> optuna.Study:
+def _study(plan: SearchPlan, out: Path, worker: int = 0) -> optuna.Study:
+    """The study in ``out/study.db`` with a TPE sampler seeded by the seed, the trials already in the study
+    and the worker's number: the same history gives the same next trials."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{out / 'study.db'}"
+    history = (
+        len(optuna.load_study(study_name=plan.name, storage=storage).trials) if (out / "study.db").is_file() else 0
+    )
     sampler = optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, n_startup_trials=min(10, max(3, plan.search.trials // 3))
+        seed=plan.search.seed + history + 1000 * worker,
+        multivariate=True,
+        n_startup_trials=min(10, max(3, plan.search.trials // 3)),
     )
     return optuna.create_study(
-        study_name=plan.name,
-        storage=f"sqlite:///{out / 'study.db'}",
-        directions=list(DIRECTIONS),
-        sampler=sampler,
-        load_if_exists=True,
+        study_name=plan.name, storage=storage, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True
     )
+
+
+def _fingerprint(plan: SearchPlan) -> str:
+    return hashlib.sha256(
+        json.dumps([plan.base, plan.search.model_dump(mode="json")], sort_keys=True).encode()
+    ).hexdigest()
 
 
 def open_study(plan: SearchPlan, out: Path, *, resume: bool) -> tuple[optuna.Study, int]:
-    """The search's Optuna study in ``out/study.db`` and how many trials already finished; a trial that
-    was running when the search was killed is failed and queued again with its settings."""
+    """The search's study and how many trials already finished. On resume, a trial that was running (or
+    was interrupted) when the search stopped is failed and queued again with its settings, and its
+    half-written run folder removed; a changed recipe is refused."""
+    import shutil
+
     import optuna
 
     exists = (out / "study.db").is_file()
@@ -388,15 +496,30 @@ def open_study(plan: SearchPlan, out: Path, *, resume: bool) -> tuple[optuna.Stu
     if resume and not exists:
         raise ConfigError("no interrupted search to resume here", where=str(out), fix="Drop --resume to start one")
     out.mkdir(parents=True, exist_ok=True)
-    study = _study(plan, out, plan.search.seed)
-    previous = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+    study = _study(plan, out)
+    recorded = study.user_attrs.get("recipe")
+    if recorded is None:
+        study.set_user_attr("recipe", _fingerprint(plan))
+    elif recorded != _fingerprint(plan):
+        raise ConfigError(
+            "the recipe or its [search] table changed since this search started",
+            where=plan.source,
+            fix=f"Resume with the recipe as it was, or start a new search with another --out than {out}",
+        )
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    requeued = set(study.user_attrs.get("requeued", []))
     for t in study.trials:
-        if t.state == optuna.trial.TrialState.RUNNING:
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        running = t.state == optuna.trial.TrialState.RUNNING
+        interrupted = t.state == optuna.trial.TrialState.FAIL and "number" not in t.user_attrs
+        if (running or interrupted) and t.number not in requeued:
+            if running:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             study.enqueue_trial(t.params)
-    if previous:  # a fresh sampler seeded by the history, so a resumed search is deterministic too
-        study = _study(plan, out, plan.search.seed + previous)
-    return study, previous
+            requeued.add(t.number)
+    study.set_user_attr("requeued", sorted(requeued))
+    for partial in (out / "trials").glob(".*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)
+    return _study(plan, out), sum(t.state in finished for t in study.trials)
 
 
 def optimize_share(recipe: str, device: str, out: str, trials: int, time_limit: float | None, worker: int) -> int:
@@ -407,7 +530,7 @@ def optimize_share(recipe: str, device: str, out: str, trials: int, time_limit: 
 
     manager = default_manager()
     plan = load_plan(Path(recipe), manager)
-    study = _study(plan, Path(out), plan.search.seed + 1000 * worker)
+    study = _study(plan, Path(out), worker)
     search = Search(plan, load_profile(device, manager.devices), manager, Path(out))
     before = len(study.trials)
     study.optimize(search.objective, n_trials=trials, timeout=time_limit)
@@ -430,8 +553,14 @@ def run_search(
     """Run the search until ``trials`` (default: the recipe's) have finished or ``time_limit`` seconds pass;
     ``out/trials.json`` is rewritten after every trial. With ``workers`` > 1 the trials are shared among
     that many processes, or Ray tasks when ``ray_address`` is given (``"local"`` starts Ray here), all on
-    the one study in ``out`` (on a cluster, ``out`` must be on storage every node sees). Returns every
-    finished trial."""
+    the one study in ``out`` (on a cluster, ``out`` must be on storage every node sees); the first trial
+    runs here first, so the teacher is trained once. Returns every finished trial."""
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError("edgepeft search needs optuna", fix="pip install 'edgepeft[search]'")
+    check_plan(plan, profile, manager)
+    out = out.resolve()
     study, previous = open_study(plan, out, resume=resume)
     wanted = (trials or plan.search.trials) - previous
 
@@ -441,13 +570,17 @@ def run_search(
         if on_trial is not None and results and results[-1].number == trial.number:
             on_trial(results[-1])
 
-    if wanted > 0 and workers == 1 and ray_address is None:
+    parallel = workers > 1 or ray_address is not None
+    if wanted > 0 and (not parallel or previous == 0):  # in parallel: the first trial here trains the teacher
+        first = wanted if not parallel else 1
         study.optimize(
-            Search(plan, profile, manager, out).objective, n_trials=wanted, timeout=time_limit, callbacks=[record]
+            Search(plan, profile, manager, out).objective, n_trials=first, timeout=time_limit, callbacks=[record]
         )
-    elif wanted > 0:
+        wanted -= first
+    if wanted > 0 and parallel:
         shares = [wanted // workers + (i < wanted % workers) for i in range(workers)]
-        jobs = [(plan.source, profile.name, str(out), n, time_limit, i) for i, n in enumerate(shares) if n]
+        source = str(Path(plan.source).resolve())
+        jobs = [(source, profile.name, str(out), n, time_limit, i + 1) for i, n in enumerate(shares) if n]
         if ray_address is not None:
             _on_ray(jobs, ray_address)
         else:
@@ -467,15 +600,19 @@ def _on_processes(jobs: list[tuple]) -> None:
 
 
 def _on_ray(jobs: list[tuple], address: str) -> None:
+    import os
+
     try:
         import ray
     except ImportError:
         raise ConfigError(
             "--ray needs the ray package", where="--ray", fix="pip install 'edgepeft[ray]', or use --workers alone"
         ) from None
+    env = {k: v for k, v in os.environ.items() if k.startswith("EDGEPEFT_")}  # device profiles, plugin choices
     ray.init(
         address=None if address == "local" else address,
         num_cpus=len(jobs) if address == "local" else None,
+        runtime_env={"env_vars": env},
         ignore_reinit_error=True,
         log_to_driver=False,
     )
