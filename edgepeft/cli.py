@@ -575,6 +575,18 @@ def bench(
     _console().print("written: " + ", ".join(str(p) for p in paths.values()))
 
 
+def _trial_line(r: Any) -> str:
+    from edgepeft.search import describe
+
+    figures = (
+        f"val {r.val_accuracy:.2%}, {r.size_mb:.3f} MB, p95 {r.p95_ms:.3f} ms"
+        + (f", broke {', '.join(r.broke)}" if r.broke else "")
+        if r.state == "complete"
+        else f"{r.state}: {r.note}"
+    )
+    return f"trial {r.number}: {escape(describe(r.settings))} -> {escape(figures)}"
+
+
 @app.command()
 def search(
     ctx: typer.Context,
@@ -611,30 +623,23 @@ def search(
     out = out_dir or Path("runs") / f"search-{plan.name}"
     console = _console()
 
-    def show(r: Any) -> None:
-        figures = (
-            f"val {r.val_accuracy:.2%}, {r.size_mb:.3f} MB, p95 {r.p95_ms:.3f} ms"
-            + (f", broke {', '.join(r.broke)}" if r.broke else "")
-            if r.state == "complete"
-            else f"{r.state}: {r.note}"
+    with _progress() as progress:
+        results = run_search(
+            plan,
+            profile,
+            manager,
+            out,
+            trials=trials,
+            time_limit=time_limit,
+            resume=resume,
+            workers=workers,
+            ray_address=ray,
+            on_trial=lambda r: console.print(_trial_line(r), soft_wrap=True),
+            progress=progress,
         )
-        console.print(f"trial {r.number}: {escape(describe(r.settings))} -> {escape(figures)}", soft_wrap=True)
-
-    results = run_search(
-        plan,
-        profile,
-        manager,
-        out,
-        trials=trials,
-        time_limit=time_limit,
-        resume=resume,
-        workers=workers,
-        ray_address=ray,
-        on_trial=show,
-    )
     if workers > 1 or ray is not None:  # the other workers' trials ended in other processes: list them all
         for r in results:
-            show(r)
+            console.print(_trial_line(r), soft_wrap=True)
     front, chosen = pareto(results), best(results)
     table = Table(
         "trial",

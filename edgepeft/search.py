@@ -282,13 +282,16 @@ class Search:
     """The FLOP floor uses the fp32 matmul peak; int8 kernels can beat it, so a trial is only pruned before
     training when its floor exceeds the latency budget this many times over."""
 
-    def __init__(self, plan: SearchPlan, profile: DeviceProfile, manager: PluginManager, out: Path) -> None:
+    def __init__(
+        self, plan: SearchPlan, profile: DeviceProfile, manager: PluginManager, out: Path, progress: Any = None
+    ) -> None:
         from edgepeft.compute import matmul_peak
         from edgepeft.export import export_options
         from edgepeft.recipe import resolve
         from edgepeft.run import load_task_data
 
         self.plan, self.profile, self.manager, self.out = plan, profile, manager, out
+        self.progress = progress  # a rich Progress that shows each trial's training
         self.runs = out / "trials"
         base = resolve(plan.base, plan.text, plan.source, manager)
         self.data = load_task_data(manager, base, base.recipe.seed)
@@ -347,7 +350,7 @@ class Search:
         guard_name = f"edgepeft-search-trial-{result.number}"
         self.manager.register(StopHopeless(self._least_mb(resolved, result), rivals), guard_name)
         try:
-            return Trainer(resolved, self.manager, self.runs).run()
+            return Trainer(resolved, self.manager, self.runs, self.progress).run()
         except PluginError as exc:
             if not isinstance(exc.__cause__, Hopeless):
                 raise
@@ -549,6 +552,7 @@ def run_search(
     workers: int = 1,
     ray_address: str | None = None,
     on_trial: Callable[[TrialResult], None] | None = None,
+    progress: Any = None,
 ) -> list[TrialResult]:
     """Run the search until ``trials`` (default: the recipe's) have finished or ``time_limit`` seconds pass;
     ``out/trials.json`` is rewritten after every trial. With ``workers`` > 1 the trials are shared among
@@ -574,7 +578,10 @@ def run_search(
     if wanted > 0 and (not parallel or previous == 0):  # in parallel: the first trial here trains the teacher
         first = wanted if not parallel else 1
         study.optimize(
-            Search(plan, profile, manager, out).objective, n_trials=first, timeout=time_limit, callbacks=[record]
+            Search(plan, profile, manager, out, progress).objective,
+            n_trials=first,
+            timeout=time_limit,
+            callbacks=[record],
         )
         wanted -= first
     if wanted > 0 and parallel:
