@@ -21,7 +21,7 @@ from edgepeft import atomic
 from edgepeft.benchmark import Bench, Candidate, Measurement
 from edgepeft.devices import load_profile
 from edgepeft.plugins import default_manager
-from edgepeft.run import open_run
+from edgepeft.run import count_parameters, open_run
 from edgepeft.train import accuracy, predict
 
 EXPORTS = [("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
@@ -68,7 +68,7 @@ def main() -> None:
             model = bench.model(name)
             row = {
                 "model": Path(name).name,
-                "parameters": sum(p.numel() for p in model.parameters()),
+                "parameters": count_parameters(model),
                 "pytorch_accuracy": accuracy(predict(model, data.test.x), data.test.y),
             }
             for backend, precision in EXPORTS:

@@ -68,6 +68,13 @@ class Artifact:
         return [self.path, *self.extra_files]
 
     @property
+    def fixed_batch(self) -> int | None:
+        """The batch the file is built for (a fixed-shape runtime such as TFLite); None when its batch
+        dimension is dynamic or it declares no inputs."""
+        batch = self.inputs[0].shape[0] if self.inputs else None
+        return batch if isinstance(batch, int) else None
+
+    @property
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)
 

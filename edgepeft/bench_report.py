@@ -168,7 +168,7 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 def describe(result: BenchResult) -> str:
     """One paragraph: what was measured, where, and what the ratios refer to."""
     peak = result.peak
-    references = result.as_dict()["references"]
+    references = result.reference_labels()
     baseline = references["baseline"] or f"not measured ({' '.join(BASELINES[0])} is unavailable)"
     return (
         f"{result.run} for device profile {result.device}: {result.examples:,} held-out test examples, "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgepeft.backend import Artifact, ExportOptions
+from edgepeft.backend import ExportOptions
 from edgepeft.compute import MatmulPeak, forward_flops, matmul_peak
 from edgepeft.devices import DeviceProfile, ParityThresholds, parity_thresholds
 from edgepeft.errors import EdgepeftError
@@ -116,8 +116,12 @@ class BenchResult:
         wanted = Candidate("teacher", backend, precision, role)
         return next((r for r in self.rows if r.candidate == wanted and not r.refused), None)
 
-    def as_dict(self) -> dict[str, Any]:
+    def reference_labels(self) -> dict[str, str | None]:
+        """The label of each reference row, None where it could not be measured."""
         references = {role: self.reference(role) for role in ("teacher", "baseline")}
+        return {role: r.candidate.label if r else None for role, r in references.items()}
+
+    def as_dict(self) -> dict[str, Any]:
         return {
             "run": self.run,
             "device": self.device,
@@ -126,7 +130,7 @@ class BenchResult:
             "profile_batch": self.profile_batch,
             "throughput_batch": self.throughput_batch,
             "matmul_peak": dataclasses.asdict(self.peak),
-            "references": {role: r.candidate.label if r else None for role, r in references.items()},
+            "references": self.reference_labels(),
             "rows": [r.as_dict() for r in self.rows],
         }
 
@@ -226,7 +230,8 @@ class Bench:
         test = self.data.test
         exports: dict[int, CheckedExport] = {}
         for batch in self.batches:
-            reusable = next((e for e in exports.values() if _runs_any_batch(e.artifact)), None)
+            # a file with a dynamic batch serves every batch size; a fixed-shape one is rebuilt per batch
+            reusable = next((e for e in exports.values() if e.artifact.inputs and e.artifact.fixed_batch is None), None)
             if reusable is None:
                 target = folder / f"b{batch}"
                 target.mkdir(parents=True)
@@ -244,11 +249,6 @@ class Bench:
             sample_batch(self.data.test.x, batch),
         )
         return report.process_peak_mb
-
-
-def _runs_any_batch(artifact: Artifact) -> bool:
-    """Whether the artifact declares a dynamic batch dimension (a fixed-shape one is rebuilt per batch)."""
-    return bool(artifact.inputs) and not isinstance(artifact.inputs[0].shape[0], int)
 
 
 def bench_run(

@@ -222,9 +222,9 @@ def profile_export(
     """Measure a checked export on this host (latency at batch 1 and the profile's batch, inference peak
     memory) and judge it against the profile's budgets; ``device_latency`` replaces the estimate."""
     batch = profile.budgets.batch_size
-    fixed = checked.artifact.inputs[0].shape[0] if checked.artifact.inputs else "batch"
+    fixed = checked.artifact.fixed_batch
     # a fixed-shape model (TFLite) always runs its built batch: timing "batch 1" there would be that batch again
-    sizes = sorted({1, batch}) if not isinstance(fixed, int) or fixed == 1 else [batch]
+    sizes = sorted({1, batch}) if fixed in (None, 1) else [batch]
     host = {
         b: measure_latency(checked.runner, sample_batch(held_out, b), min_seconds=timing_seconds, progress=progress)
         for b in sizes
