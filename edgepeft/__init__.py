@@ -28,6 +28,7 @@ from edgepeft.errors import (
 from edgepeft.models import ModelFamily, ModelSpec
 from edgepeft.quiet import quiet_loggers
 from edgepeft.registry import Registrar
+from edgepeft.tasks import Field, Head, Signature
 from edgepeft.technique import Compressed, Technique
 from edgepeft.torch_program import TorchProgramBackend
 from edgepeft.validation import StrictModel
@@ -80,6 +81,8 @@ __all__ = [
     "EdgepeftError",
     "ExportError",
     "ExportOptions",
+    "Field",
+    "Head",
     "ModelFamily",
     "ModelSpec",
     "NoOptions",
@@ -87,6 +90,7 @@ __all__ = [
     "PluginError",
     "Registrar",
     "Runner",
+    "Signature",
     "Split",
     "StepState",
     "StrictModel",

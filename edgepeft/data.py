@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from edgepeft.errors import DataError
 from edgepeft.requirements import NeedsPackages
+from edgepeft.tasks import Field, Head, Signature, classification
 from edgepeft.validation import StrictModel
 
 if TYPE_CHECKING:
@@ -22,7 +23,8 @@ class NoOptions(StrictModel):
 
 @dataclass(frozen=True)
 class Split:
-    """One split: preprocessed inputs ``x`` (float32, batch first) and integer labels ``y``."""
+    """One split: preprocessed inputs ``x`` (float32, batch first) and labels ``y``: integer classes for a
+    classifier, else float32 with one column per head (see :mod:`edgepeft.tasks`)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -33,22 +35,39 @@ class Split:
 
 @dataclass(frozen=True)
 class TaskData:
-    """A classification task: train / validation / held-out test splits and what a device app needs.
+    """A task: train / validation / held-out test splits and what a device app needs.
 
-    ``preprocessing`` describes how raw inputs become ``x`` (it travels into the deployed bundle);
-    the test split is never used for training, calibration or tuning.
+    A classifier gives ``labels`` (class names); other tasks give ``heads`` (e.g. a rating to regress and
+    a like to classify) and, for categorical inputs, ``fields``. ``preprocessing`` describes how raw inputs
+    become ``x`` (it travels into the deployed bundle); the test split is never used for training,
+    calibration or tuning.
     """
 
     name: str
     train: Split
     validation: Split
     test: Split
-    labels: list[str]
+    labels: list[str] = field(default_factory=list)
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    heads: tuple[Head, ...] = ()
+    fields: tuple[Field, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.heads:
+            object.__setattr__(self, "heads", classification(self.labels))
 
     @property
     def num_classes(self) -> int:
-        return len(self.labels)
+        """The width of a model's output: the classes of a classifier, one column per head otherwise."""
+        return self.signature.outputs
+
+    @property
+    def is_classifier(self) -> bool:
+        return len(self.heads) == 1 and self.heads[0].kind == "classification"
+
+    @property
+    def signature(self) -> Signature:
+        return Signature(self.input_shape, self.heads, self.fields)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -79,18 +98,36 @@ class TaskData:
                 )
             if len(split.x) != len(split.y):
                 raise DataError(f"{len(split.x)} inputs but {len(split.y)} labels", where=where)
+            if not self.is_classifier:
+                self._check_heads(split, where)
+                continue
             if split.y.min() < 0 or split.y.max() >= self.num_classes:
                 raise DataError(
                     f"labels must lie in 0..{self.num_classes - 1}, found {int(split.y.min())}..{int(split.y.max())}",
                     where=where,
                     fix="Check the label column or the list of class names",
                 )
-        if len(np.unique(self.train.y)) < 2:
+        if self.is_classifier and len(np.unique(self.train.y)) < 2:
             raise DataError(
                 "the train split holds a single class",
                 where=f"data set {self.name!r}",
                 fix="A classifier needs examples of at least two classes",
             )
+
+    def _check_heads(self, split: Split, where: str) -> None:
+        import numpy as np
+
+        if split.y.ndim != 2 or split.y.shape[1] != len(self.heads):
+            raise DataError(
+                f"labels of shape {list(split.y.shape)}, expected one column per head ({len(self.heads)})",
+                where=where,
+            )
+        if not np.isfinite(split.y).all():
+            raise DataError("labels hold NaN or infinite values", where=where, fix="Drop or fill those rows")
+        for index, head in enumerate(self.heads):
+            column = split.y[:, index]
+            if head.kind == "binary" and not np.isin(column, (0.0, 1.0)).all():
+                raise DataError(f"head {head.name!r} is binary but its labels are not all 0 or 1", where=where)
 
 
 class Dataset(NeedsPackages, ABC):

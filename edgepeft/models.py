@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from edgepeft.data import NoOptions
+from edgepeft.tasks import Field, Head, Signature, classification
 
 if TYPE_CHECKING:
     import torch
@@ -24,11 +25,19 @@ class ModelFamily(ABC):
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
     example_options: ClassVar[dict[str, Any]] = {}
-    """Options for ``edgepeft plugins check`` (which builds the family for 1x8x8 digits images)."""
+    """Options for ``edgepeft plugins check`` (which builds the family for ``example_data``)."""
+    example_data: ClassVar[str] = "digits"
+    """The data set ``edgepeft plugins check`` builds and trains the family on."""
 
     @abstractmethod
     def build(self, options: BaseModel, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
         """A freshly initialised model taking ``(batch, *input_shape)`` and returning class logits."""
+
+    def build_for(self, options: BaseModel, signature: Signature) -> torch.nn.Module:
+        """A freshly initialised model for a task: ``(batch, *signature.input_shape)`` in, one column per
+        class or head out. The default calls :meth:`build`; a family that needs the heads or the categorical
+        fields (embedding tables) overrides this."""
+        return self.build(options, signature.input_shape, signature.outputs)
 
 
 class ModelEdit(BaseModel):
@@ -51,3 +60,13 @@ class ModelSpec(BaseModel):
     num_classes: int
     parameters: int
     edits: list[ModelEdit] = []
+    heads: list[dict[str, Any]] = []
+    """The task's heads (:class:`edgepeft.tasks.Head` as dicts); empty for a classifier."""
+    fields: list[dict[str, Any]] = []
+    """Categorical input fields (:class:`edgepeft.tasks.Field` as dicts)."""
+
+    def signature(self) -> Signature:
+        heads = tuple(Head.from_dict(h) for h in self.heads) or classification(
+            [str(i) for i in range(self.num_classes)]
+        )
+        return Signature(tuple(self.input_shape), heads, tuple(Field.from_dict(f) for f in self.fields))
