@@ -22,7 +22,7 @@ from edgepeft.benchmark import Bench, Candidate, Measurement
 from edgepeft.devices import load_profile
 from edgepeft.plugins import default_manager
 from edgepeft.run import count_parameters, open_run
-from edgepeft.train import accuracy, predict
+from edgepeft.train import score
 
 EXPORTS = [("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
 
@@ -32,7 +32,7 @@ def figures(m: Measurement) -> dict:
     lat = m.latency.get(1)
     return {
         "size_bytes": m.size_bytes,
-        "accuracy": m.accuracy,
+        "accuracy": m.score,
         "agreement": m.agreement,
         "p50_ms": lat.p50_ms if lat and not m.refused else None,
         "p95_ms": lat.p95_ms if lat and not m.refused else None,
@@ -69,7 +69,7 @@ def main() -> None:
             row = {
                 "model": Path(name).name,
                 "parameters": count_parameters(model),
-                "pytorch_accuracy": accuracy(predict(model, data.test.x), data.test.y),
+                "pytorch_accuracy": score(model, data, data.test),
             }
             for backend, precision in EXPORTS:
                 candidate = Candidate(name, backend, precision, "teacher" if name == "teacher" else "student")

@@ -32,7 +32,7 @@ import edgepeft
 from edgepeft.plugins import PluginManager, default_manager
 from edgepeft.recipe import ResolvedRecipe
 from edgepeft.run import load_model, open_run
-from edgepeft.train import Checkpointer, TrainContext, accuracy, batches, fit, predict
+from edgepeft.train import Checkpointer, TrainContext, batches, fit, score
 
 
 def alternate(first: Callable[[], float], second: Callable[[], float], repeats: int) -> tuple[float, float]:
@@ -73,7 +73,7 @@ def plain_loop(model: torch.nn.Module, ctx: TrainContext, epochs: int, lr: float
             loss.backward()
             optimizer.step()
             scheduler.step()
-        accuracy(predict(model, ctx.data.validation.x), ctx.data.validation.y)
+        score(model, ctx.data, ctx.data.validation)
 
 
 class LoopTimer:

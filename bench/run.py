@@ -139,7 +139,7 @@ def bench_scenario(
     for r in sorted(students, key=lambda r: -r.baseline.faster)[:3]:
         console.print(
             f"  {r.label}: {r.baseline.smaller:.1f}x smaller and {r.baseline.faster:.1f}x faster at batch 1 "
-            f"than the baseline, {r.baseline.accuracy_points:+.2f} accuracy points"
+            f"than the baseline, {r.baseline.score_points:+.2f} score points"
         )
     return paths["markdown"].read_text()
 

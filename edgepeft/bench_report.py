@@ -9,20 +9,21 @@ from pathlib import Path
 
 from edgepeft import atomic
 from edgepeft.benchmark import BASELINES, BenchResult, Measurement
+from edgepeft.tasks import format_metric
 
 
 @dataclass(frozen=True)
 class Comparison:
     """One row against a reference row: times smaller, times faster (p50 at batch 1 and at the profile's
     batch), times the reference's throughput at the large batch, times less inference memory, and the
-    accuracy difference in points."""
+    score difference in points (a classifier's accuracy points)."""
 
     smaller: float
     faster: float
     faster_at_profile_batch: float
     throughput: float
     less_memory: float | None
-    accuracy_points: float
+    score_points: float
 
 
 def compare(row: Measurement, ref: Measurement, result: BenchResult) -> Comparison:
@@ -34,7 +35,7 @@ def compare(row: Measurement, ref: Measurement, result: BenchResult) -> Comparis
         faster_at_profile_batch=ref.latency[batch].p50_ms / row.latency[batch].p50_ms,
         throughput=row.items_per_second(big) / ref.items_per_second(big),
         less_memory=memory[0] / memory[1] if None not in memory else None,
-        accuracy_points=(row.accuracy - ref.accuracy) * 100,
+        score_points=(row.score - ref.score) * 100,
     )
 
 
@@ -84,6 +85,13 @@ def _latency(row: Measurement, batch: int) -> str:
     return f"{lat.p50_ms:.3f} / {lat.p95_ms:.3f}"
 
 
+def score_name(result: BenchResult) -> str:
+    """What the score is: a classifier's accuracy, else the mean of the heads' main metrics."""
+    if result.metrics == ("accuracy",):
+        return "accuracy"
+    return "score (mean of " + ", ".join(f"-{m}" if m.endswith(("rmse", "mae")) else m for m in result.metrics) + ")"
+
+
 def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     """Header and rows of what was measured for each candidate."""
     batch, big, peak = result.profile_batch, result.throughput_batch, result.peak
@@ -93,7 +101,7 @@ def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
         "parameters",
         "MFLOPs/example",
         "size KB",
-        "accuracy",
+        *result.metrics,
         "agreement",
         "peak MB",
         "p50 / p95 ms @1",
@@ -106,14 +114,14 @@ def measured_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     for r in result.rows:
         head = [r.candidate.label, r.candidate.role, f"{r.parameters:,}", f"{r.flops / 1e6:.2f}"]
         if r.refused:
-            rows.append([*head, f"not measured: {r.refused}", *[""] * (len(header) - 5)])
+            rows.append([*head, f"not measured: {r.refused}", *[""] * (len(header) - len(head) - 1)])
             continue
         achieved = r.flops * r.items_per_second(big)
         rows.append(
             [
                 *head,
                 f"{r.size_bytes / 1024:,.1f}",
-                f"{r.accuracy:.2%}",
+                *(format_metric(m, r.metrics[m]) for m in result.metrics),
                 f"{r.agreement:.2%}" + (" (below the parity gate)" if r.below_parity else ""),
                 "-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}",
                 _latency(r, 1),
@@ -137,7 +145,7 @@ def ratio_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
         *([f"faster @{batch} T / B / R"] if batch != 1 else []),
         f"throughput @{big} T / B / R",
         "less memory T / B / R",
-        "accuracy points T / B / R",
+        f"{'accuracy' if result.metrics == ('accuracy',) else 'score'} points T / B / R",
     ]
 
     def cell(r: Ratios, name: str, show: Callable[[float], str]) -> str:
@@ -152,7 +160,7 @@ def ratio_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
             *([cell(r, "faster_at_profile_batch", _x)] if batch != 1 else []),
             cell(r, "throughput", _x),
             cell(r, "less_memory", _x),
-            cell(r, "accuracy_points", _points),
+            cell(r, "score_points", _points),
         ]
         for r in ratios(result)
     ]
@@ -210,8 +218,9 @@ STYLE = {"teacher": ("*", "black"), "baseline": ("s", "tab:red"), "student": ("o
 
 
 def plot_pareto(result: BenchResult, path: Path) -> bool:
-    """Accuracy against file size and against batch-1 latency, teacher, baselines and students marked,
-    with each panel's Pareto front, as a PNG written atomically to ``path``; False when no row has figures."""
+    """The score (a classifier's accuracy) against file size and against batch-1 latency, teacher,
+    baselines and students marked, with each panel's Pareto front, as a PNG written atomically to ``path``;
+    False when no row has figures."""
     from matplotlib.figure import Figure
 
     rows = [r for r in result.rows if not r.refused]
@@ -224,7 +233,7 @@ def plot_pareto(result: BenchResult, path: Path) -> bool:
         ("p50 latency at batch 1 (ms, log scale)", lambda r: r.latency[1].p50_ms),
     )
     for ax, (xlabel, x_of) in zip(axes, panels, strict=True):
-        points = [(x_of(r), r.accuracy * 100) for r in rows]
+        points = [(x_of(r), r.score * 100) for r in rows]
         for role, (marker, colour) in STYLE.items():
             chosen = [p for p, r in zip(points, rows, strict=True) if r.candidate.role == role]
             if chosen:
@@ -238,10 +247,11 @@ def plot_pareto(result: BenchResult, path: Path) -> bool:
         ax.step(*zip(*front, strict=True), where="post", linestyle="--", color="grey", label="Pareto front")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(f"test {score_name(result)} x 100")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{result.run} on {result.device}: accuracy vs size and latency ({result.threads} threads)")
+    title = f"{result.run} on {result.device}: {score_name(result)} vs size and latency ({result.threads} threads)"
+    fig.suptitle(title)
     with atomic.atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     return True

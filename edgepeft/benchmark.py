@@ -25,6 +25,7 @@ from edgepeft.export import CheckedExport, calibration_inputs, export_checked, e
 from edgepeft.memory import measure_peak_memory
 from edgepeft.profile import Latency, measure_latency, sample_batch
 from edgepeft.run import Run, count_parameters, load_model
+from edgepeft.tasks import primary_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +66,10 @@ class Measurement:
     flops: int
     """Per example, one forward pass."""
     size_bytes: int = 0
-    accuracy: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Every metric of the task on the test split (:func:`edgepeft.tasks.evaluate`)."""
+    score: float | None = None
+    """The task's score (a classifier's accuracy)."""
     agreement: float | None = None
     peak_memory_mb: float | None = None
     latency: dict[int, Latency] = field(default_factory=dict)
@@ -83,7 +87,8 @@ class Measurement:
             "parameters": self.parameters,
             "flops_per_example": self.flops,
             "size_bytes": self.size_bytes,
-            "accuracy": self.accuracy,
+            "metrics": self.metrics,
+            "score": self.score,
             "top1_agreement": self.agreement,
             "peak_memory_mb": self.peak_memory_mb,
             "latency_ms": {str(b): lat.summary() for b, lat in self.latency.items()},
@@ -104,6 +109,8 @@ class BenchResult:
     throughput_batch: int
     peak: MatmulPeak
     rows: list[Measurement]
+    metrics: tuple[str, ...] = ("accuracy",)
+    """The task's main metrics (one per head), shown for every row."""
 
     @property
     def batches(self) -> tuple[int, ...]:
@@ -130,6 +137,7 @@ class BenchResult:
             "profile_batch": self.profile_batch,
             "throughput_batch": self.throughput_batch,
             "matmul_peak": dataclasses.asdict(self.peak),
+            "metrics": list(self.metrics),
             "references": self.reference_labels(),
             "rows": [r.as_dict() for r in self.rows],
         }
@@ -214,8 +222,9 @@ class Bench:
             return row
         first = exports[self.batches[0]].parity
         row.size_bytes = exports[self.batches[0]].artifact.size_bytes
-        row.accuracy, row.agreement, row.latency, row.peak_memory_mb = (
-            first.accuracy,
+        row.metrics, row.score, row.agreement, row.latency, row.peak_memory_mb = (
+            first.metrics,
+            first.score,
             first.top1_agreement,
             latency,
             memory,
@@ -236,7 +245,9 @@ class Bench:
                 target = folder / f"b{batch}"
                 target.mkdir(parents=True)
                 options = self.options(candidate, batch)
-                reusable = export_checked(model, backend, options, (test.x, test.y), thresholds, target)
+                reusable = export_checked(
+                    model, backend, options, (test.x, test.y), thresholds, target, self.data.heads
+                )
             exports[batch] = reusable
         return exports
 
@@ -281,5 +292,13 @@ def bench_run(
     finally:
         torch.set_num_threads(previous)
     return BenchResult(
-        run.name, profile.name, threads, len(bench.data.test), profile.budgets.batch_size, throughput_batch, peak, rows
+        run.name,
+        profile.name,
+        threads,
+        len(bench.data.test),
+        profile.budgets.batch_size,
+        throughput_batch,
+        peak,
+        rows,
+        tuple(primary_metrics(bench.data.heads)),
     )

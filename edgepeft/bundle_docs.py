@@ -188,9 +188,9 @@ max |diff| {report.parity.max_abs_diff:.3g}.</p>
         _bars(
             "held-out accuracy (%)",
             [
-                ("teacher", teacher["test_accuracy"] * 100, f"{teacher['test_accuracy']:.2%}"),
-                ("student", student["test_accuracy"] * 100, f"{student['test_accuracy']:.2%}"),
-                ("exported", report.parity.accuracy * 100, f"{report.parity.accuracy:.2%}"),
+                ("teacher", teacher["test_score"] * 100, f"{teacher['test_score']:.2%}"),
+                ("student", student["test_score"] * 100, f"{student['test_score']:.2%}"),
+                ("exported", report.parity.score * 100, f"{report.parity.score:.2%}"),
             ],
         )
     }

@@ -304,32 +304,37 @@ def train(
             resume=resume is not None,
         )
         metrics = trainer.run()
-    table = Table("", "test accuracy", "val accuracy", "parameters", "size", title=f"run {resolved.recipe.name}")
+    from edgepeft.tasks import format_metric
+
+    shown, score = metrics["metrics"], metrics["metric"]
+    table = Table(
+        "", *(f"test {m}" for m in shown), f"val {score}", "parameters", "size", title=f"run {resolved.recipe.name}"
+    )
     for role in ("teacher", "student"):
         m = metrics[role]
         table.add_row(
             role,
-            f"{m['test_accuracy']:.2%}",
-            f"{m['val_accuracy']:.2%}",
+            *(format_metric(name, m["test_metrics"][name]) for name in shown),
+            format_metric(score, m["val_score"]),
             f"{m['parameters']:,}",
             f"{m['size_bytes'] / 1024:.1f} KiB",
         )
     _console().print(table)
     if metrics["stages"]:
-        stages = Table("stage", "parameters", "val accuracy", title="student compression stages")
+        stages = Table("stage", "parameters", f"val {score}", title="student compression stages")
         for stage in metrics["stages"]:
             stages.add_row(
                 stage["stage"],
                 f"{stage['parameters_before']:,} -> {stage['parameters_after']:,}",
-                f"{stage['val_accuracy']:.2%}",
+                format_metric(score, stage["val_score"]),
             )
         _console().print(stages)
         for stage in metrics["stages"]:
             if stage.get("note"):
                 _console().print(f"[yellow]{stage['stage']}: {stage['note']}[/yellow]")
     _console().print(
-        f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['accuracy_retention']:.1%} "
-        f"of the teacher's accuracy -> {trainer.run_dir}"
+        f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['score_retention']:.1%} "
+        f"of the teacher's {'accuracy' if score == 'accuracy' else ', '.join(shown)} -> {trainer.run_dir}"
     )
 
 
@@ -579,7 +584,7 @@ def _trial_line(r: Any) -> str:
     from edgepeft.search import describe
 
     figures = (
-        f"val {r.val_accuracy:.2%}, {r.size_mb:.3f} MB, p95 {r.p95_ms:.3f} ms"
+        f"val {r.val_score:.2%}, {r.size_mb:.3f} MB, p95 {r.p95_ms:.3f} ms"
         + (f", broke {', '.join(r.broke)}" if r.broke else "")
         if r.state == "complete"
         else f"{r.state}: {r.note}"
@@ -655,8 +660,8 @@ def search(
         table.add_row(
             str(r.number),
             escape(describe(r.settings)),
-            f"{r.val_accuracy:.2%}",
-            f"{r.test_accuracy:.2%}",
+            f"{r.val_score:.2%}",
+            f"{r.test_score:.2%}",
             f"{r.size_mb:.3f}",
             f"{r.p95_ms:.3f}",
             "[green]all met[/]" if not r.broke else f"[red]broke {', '.join(r.broke)}[/]",
@@ -672,8 +677,8 @@ def search(
         console.print(f"[bold red]no trial meets every {profile.name} budget[/]")
         raise typer.Exit(BUDGET_EXIT)
     console.print(
-        f"best within budget: trial {chosen.number} (validation {chosen.val_accuracy:.2%}, test "
-        f"{chosen.test_accuracy:.2%}, {chosen.size_mb:.3f} MB, p95 {chosen.p95_ms:.3f} ms)\n"
+        f"best within budget: trial {chosen.number} (validation {chosen.val_score:.2%}, test "
+        f"{chosen.test_score:.2%}, {chosen.size_mb:.3f} MB, p95 {chosen.p95_ms:.3f} ms)\n"
         f"deploy it: edgepeft deploy {chosen.run} --device {profile.name} --precision {chosen.precision}",
         soft_wrap=True,
     )
@@ -683,10 +688,16 @@ BUDGET_EXIT = 10
 
 
 def _print_parity(parity: ParityReport) -> None:
+    from edgepeft.tasks import format_metric
+
+    quality = ", ".join(
+        f"{m} {format_metric(m, parity.metrics[m])} (PyTorch {format_metric(m, parity.reference_metrics[m])})"
+        for m in parity.primary
+    )
     _console().print(
         f"parity ({parity.precision}) on {parity.examples} held-out examples: top-1 agreement "
         f"{parity.top1_agreement:.2%}, max |diff| {parity.max_abs_diff:.2g}, mean |diff| {parity.mean_abs_diff:.2g}, "
-        f"accuracy {parity.accuracy:.2%} (PyTorch {parity.reference_accuracy:.2%})"
+        f"{quality}"
     )
 
 

@@ -29,6 +29,7 @@ from edgepeft.export import calibration_inputs, export_checked
 from edgepeft.models import ModelFamily
 from edgepeft.parity import ParityReport
 from edgepeft.profile import Latency, measure_latency, sample_batch
+from edgepeft.tasks import format_metric
 from edgepeft.technique import Technique
 from edgepeft.train import TrainContext, fit
 
@@ -97,7 +98,7 @@ def export_round_trip(
     )
     directory.mkdir(parents=True, exist_ok=True)
     thresholds = parity_thresholds({}, precision) if precision in ("fp32", "fp16") else TINY_QUANTIZED_PARITY
-    checked = export_checked(model, backend, options, (data.test.x, data.test.y), thresholds, directory)
+    checked = export_checked(model, backend, options, (data.test.x, data.test.y), thresholds, directory, data.heads)
     latency = None
     if timed:
         latency = measure_latency(checked.runner, sample_batch(data.test.x, 1), warmup=5, min_seconds=0.2)
@@ -176,20 +177,22 @@ def _every_precision(backend: type[Backend], manager: PluginManager, directory: 
         assert trip.latency is not None
         figures.append(
             f"{trip.parity.precision}: agreement {trip.parity.top1_agreement:.2%}, "
-            f"accuracy {trip.parity.accuracy:.2%}, p50/p95 {trip.latency.p50_ms:.3f}/{trip.latency.p95_ms:.3f} ms"
+            f"accuracy {trip.parity.score:.2%}, p50/p95 {trip.latency.p50_ms:.3f}/{trip.latency.p95_ms:.3f} ms"
         )
     return "; ".join(figures) + " (batch 1)"
 
 
 def model_round_trip(family: type[ModelFamily], manager: PluginManager, directory: Path) -> RoundTrip:
-    """Build the family for digits, train it an epoch, and export it with ONNX through the parity gate."""
+    """Build the family for its ``example_data`` (digits unless it says otherwise), train it an epoch, and
+    export it with ONNX through the parity gate."""
     import torch
 
     from edgepeft.run import count_parameters
 
-    data = tiny_data(manager)
+    dataset = manager.datasets.get(family.example_data)
+    data = dataset().load(options_for(dataset), 0)
     torch.manual_seed(0)
-    model = family().build(options_for(family), data.input_shape, data.num_classes)
+    model = family().build_for(options_for(family), data.signature)
     fit(model, TrainContext(data=data, teacher=None, batch_size=64, seed=0), phase="student", epochs=1, lr=0.005)
     parity, artifact, _ = export_round_trip(model, manager.backends.get("onnx")(), data, directory)
     parameters = count_parameters(model)
@@ -209,10 +212,12 @@ def check_dataset(cls: type[Dataset]) -> TaskData:
                 f"data set {cls.name!r}: {split_name} inputs have shape {list(split.x.shape[1:])}, "
                 f"train inputs {list(data.train.x.shape[1:])}"
             )
+    labels = "integers" if data.is_classifier else "float32"
     for split in (data.train, data.validation, data.test):
-        if split.x.dtype != np.float32 or not np.issubdtype(split.y.dtype, np.integer):
+        integral = np.issubdtype(split.y.dtype, np.integer)
+        if split.x.dtype != np.float32 or integral != data.is_classifier or split.y.dtype.kind not in "iuf":
             raise PluginError(
-                f"data set {cls.name!r}: inputs must be float32 and labels integers, "
+                f"data set {cls.name!r}: inputs must be float32 and labels {labels}, "
                 f"got {split.x.dtype} and {split.y.dtype}"
             )
     return data
@@ -302,7 +307,7 @@ def _describe(trip: RoundTrip) -> str:
     figures = [
         f"parameters {trip.parameters_before:,} -> {trip.parameters_after:,}",
         f"{trip.artifact.backend} {trip.parity.precision}: agreement {trip.parity.top1_agreement:.2%}, "
-        f"accuracy {trip.parity.accuracy:.2%}",
+        + ", ".join(f"{m} {format_metric(m, trip.parity.metrics[m])}" for m in trip.parity.primary),
     ]
     if trip.latency is not None:
         figures.append(f"p50 {trip.latency.p50_ms:.3f} ms, p95 {trip.latency.p95_ms:.3f} ms at batch 1")
@@ -311,4 +316,7 @@ def _describe(trip: RoundTrip) -> str:
 
 def _describe_data(data: TaskData) -> str:
     sizes = "/".join(f"{len(s):,}" for s in (data.train, data.validation, data.test))
-    return f"train/validation/test {sizes}; inputs {list(data.input_shape)}; {data.num_classes} classes"
+    if data.is_classifier:
+        return f"train/validation/test {sizes}; inputs {list(data.input_shape)}; {data.num_classes} classes"
+    heads = ", ".join(f"{h.name} ({h.kind})" for h in data.heads)
+    return f"train/validation/test {sizes}; inputs {list(data.input_shape)}; heads {heads}; {len(data.fields)} fields"

@@ -40,13 +40,15 @@ class Prepared:
     manager: PluginManager
 
     @property
-    def teacher_accuracy(self) -> float:
-        return self.run.metrics["teacher"]["test_accuracy"]
+    def teacher_metrics(self) -> dict[str, float]:
+        return self.run.metrics["teacher"]["test_metrics"]
 
     def export(self, directory: Path) -> CheckedExport:
         """Export into ``directory`` through the parity gate on the held-out test split."""
         held_out = (self.data.test.x, self.data.test.y)
-        return export_checked(self.model, self.backend(), self.options, held_out, self.thresholds, directory)
+        return export_checked(
+            self.model, self.backend(), self.options, held_out, self.thresholds, directory, self.data.heads
+        )
 
     def measure(
         self,
@@ -62,7 +64,7 @@ class Prepared:
             self.options,
             self.profile,
             self.data.test.x,
-            self.teacher_accuracy,
+            self.teacher_metrics,
             device_latency=device_latency,
             timing_seconds=timing_seconds,
             progress=progress,

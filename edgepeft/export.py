@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from edgepeft.plugins import PluginManager
     from edgepeft.run import Run
+    from edgepeft.tasks import Head
 
 CALIBRATION_EXAMPLES = 256
 
@@ -144,9 +146,11 @@ def export_checked(
     held_out: tuple[np.ndarray, np.ndarray],
     thresholds: ParityThresholds,
     directory: Path,
+    heads: Sequence[Head] | None = None,
 ) -> CheckedExport:
     """Export ``model`` to ``directory``, run both on the held-out ``(x, y)`` and fail on any parity breach,
-    naming the first layer whose output diverges when the backend can expose layer outputs."""
+    naming the first layer whose output diverges when the backend can expose layer outputs. ``heads`` are
+    the task's (a classifier's single head by default)."""
     from edgepeft.train import predict
 
     x, y = held_out
@@ -154,7 +158,7 @@ def export_checked(
     artifact = backend.export(model, x[: max(options.batch_size, 2)], directory, options)
     runner = backend.load(artifact, options)
     outputs = run_batched(runner, x)
-    report = compare(predict(model, x), outputs, y, options.precision, thresholds)
+    report = compare(predict(model, x), outputs, y, options.precision, thresholds, heads)
     if not report.passed:
         culprit = locate_divergence(model, backend, artifact, options, x[:64])
         where = culprit.describe() if culprit else f"the {backend.name} backend cannot expose layer outputs"
@@ -189,7 +193,7 @@ def export_run(
     )
     target = Path(out_dir) / f"{run.name}-{backend.name}-{options.precision}{suffix}"
     with atomic.atomic_directory(target) as tmp:
-        checked = export_checked(model, backend(), options, (data.test.x, data.test.y), thresholds, tmp)
+        checked = export_checked(model, backend(), options, (data.test.x, data.test.y), thresholds, tmp, data.heads)
         described = checked.artifact.as_dict()
         described["path"] = checked.artifact.path.name
         described["extra_files"] = [p.name for p in checked.artifact.extra_files]

@@ -98,7 +98,7 @@ def edgepeft_after_step(state: StepState) -> None:
 
 @hookspec
 def edgepeft_after_epoch(state: StepState) -> None:
-    """Called after each epoch's validation pass, with ``state.val_accuracy``, ``state.epochs`` (the
+    """Called after each epoch's validation pass, with ``state.val_score``, ``state.epochs`` (the
     phase's total) and ``state.loss`` (the epoch's mean) filled in.
 
     Raising here stops training; the error names the plugin and this hook.

@@ -10,6 +10,7 @@ from edgepeft.backend import ExportOptions
 from edgepeft.devices import DeviceProfile
 from edgepeft.memory import MemoryReport, measure_peak_memory
 from edgepeft.parity import ParityReport
+from edgepeft.tasks import retention
 
 if TYPE_CHECKING:
     import numpy as np
@@ -134,7 +135,7 @@ def check_budgets(
     *,
     size_bytes: int,
     device_latency: DeviceLatency,
-    accuracy_retention: float,
+    score_retention: float,
     peak_memory_mb: float,
 ) -> list[BudgetCheck]:
     """Every budget the profile sets, with the value it is judged on and where that value came from."""
@@ -149,7 +150,7 @@ def check_budgets(
             device_latency.label,
         ),
         ("peak_memory_mb", b.peak_memory_mb, peak_memory_mb, "MiB", "measured on this host: process peak"),
-        ("min_accuracy_retention", b.min_accuracy_retention, accuracy_retention, "x teacher", "measured"),
+        ("min_accuracy_retention", b.min_accuracy_retention, score_retention, "x teacher", "measured"),
     ]
     return [
         BudgetCheck(name, limit, value, unit, source) for name, limit, value, unit, source in rows if limit is not None
@@ -165,15 +166,16 @@ class ProfileReport:
     precision: str
     parity: ParityReport
     size_bytes: int
-    teacher_accuracy: float
+    teacher_metrics: dict[str, float]
     host_latency: dict[int, Latency]
     device_latency: DeviceLatency
     memory: MemoryReport
     budgets: list[BudgetCheck]
 
     @property
-    def accuracy_retention(self) -> float:
-        return self.parity.accuracy / self.teacher_accuracy
+    def score_retention(self) -> float:
+        """The share of the teacher's test quality the export keeps (:func:`edgepeft.tasks.retention`)."""
+        return retention(self.parity.primary, self.parity.metrics, self.teacher_metrics)
 
     @property
     def within_budget(self) -> bool:
@@ -184,14 +186,15 @@ class ProfileReport:
             "device": self.device,
             "backend": self.backend,
             "precision": self.precision,
-            "test_accuracy": {
-                "value": self.parity.accuracy,
+            "test_score": {
+                "value": self.parity.score,
+                "metrics": self.parity.metrics,
                 "examples": self.parity.examples,
                 "how": "exported model on the held-out test split",
                 "where": "host",
             },
-            "teacher_test_accuracy": {"value": self.teacher_accuracy, "how": "PyTorch teacher, same split"},
-            "accuracy_retention": self.accuracy_retention,
+            "teacher_test_metrics": {"value": self.teacher_metrics, "how": "PyTorch teacher, same split"},
+            "score_retention": self.score_retention,
             "parity": {**self.parity.as_dict(), "split": "test"},
             "size_bytes": self.size_bytes,
             "latency_host_ms": {str(b): lat.summary() for b, lat in self.host_latency.items()},
@@ -213,7 +216,7 @@ def profile_export(
     options: ExportOptions,
     profile: DeviceProfile,
     held_out: np.ndarray,
-    teacher_accuracy: float,
+    teacher_metrics: dict[str, float],
     *,
     device_latency: DeviceLatency | None = None,
     timing_seconds: float = 2.0,
@@ -235,7 +238,7 @@ def profile_export(
         profile,
         size_bytes=checked.artifact.size_bytes,
         device_latency=device,
-        accuracy_retention=checked.parity.accuracy / teacher_accuracy,
+        score_retention=retention(checked.parity.primary, checked.parity.metrics, teacher_metrics),
         peak_memory_mb=memory.process_peak_mb,
     )
     return ProfileReport(
@@ -244,7 +247,7 @@ def profile_export(
         precision=options.precision,
         parity=checked.parity,
         size_bytes=checked.artifact.size_bytes,
-        teacher_accuracy=teacher_accuracy,
+        teacher_metrics=teacher_metrics,
         host_latency=host,
         device_latency=device,
         memory=memory,

@@ -19,7 +19,7 @@ import numpy as np
 import tomli_w
 from pydantic import ValidationError
 
-from edgepeft import atomic, interrupts
+from edgepeft import atomic, interrupts, tasks
 from edgepeft.data import TaskData
 from edgepeft.errors import (
     ArtifactError,
@@ -31,7 +31,8 @@ from edgepeft.errors import (
 )
 from edgepeft.models import ModelEdit, ModelSpec
 from edgepeft.recipe import ModelSection, ResolvedRecipe, resolve
-from edgepeft.train import Checkpointer, FineTuner, FitResult, StepState, TrainContext, accuracy, fit, predict
+from edgepeft.tasks import primary_metrics
+from edgepeft.train import Checkpointer, FineTuner, FitResult, StepState, TrainContext, evaluate, fit, predict, score
 from edgepeft.validation import parse, read_toml
 
 if TYPE_CHECKING:
@@ -56,10 +57,12 @@ TEACHERS = ".teachers"
 
 @dataclass
 class ModelReport:
-    """Held-out figures for one trained model."""
+    """Held-out figures for one trained model: the task's score (a classifier's accuracy) and every metric."""
 
-    test_accuracy: float
-    val_accuracy: float
+    test_score: float
+    val_score: float
+    test_metrics: dict[str, float]
+    val_metrics: dict[str, float]
     parameters: int
     size_bytes: int
 
@@ -100,7 +103,7 @@ def load_model(directory: Path, manager: PluginManager) -> tuple[torch.nn.Module
     options = parse(family.Options, spec.options, spec_path, None, prefix=("options",))
     if "pretrained" in family.Options.model_fields:  # the saved weights replace any pretrained ones
         options = options.model_copy(update={"pretrained": False})
-    model = family().build(options, tuple(spec.input_shape), spec.num_classes)
+    model = family().build_for(options, spec.signature())
     for edit in spec.edits:
         technique = manager.techniques.get(edit.technique, where=str(spec_path))
         try:
@@ -163,22 +166,26 @@ class Trainer:
 
         torch.manual_seed(seed)
         family = self.manager.models.get(section.model)
-        model = family().build(options, data.input_shape, data.num_classes)
+        model = family().build_for(options, data.signature)
         with torch.no_grad():
             shape = tuple(model.eval()(torch.zeros(2, *data.input_shape)).shape)
         if shape != (2, data.num_classes):
+            wants = f"{data.num_classes} classes" if data.is_classifier else f"{data.num_classes} output columns"
             raise ConfigError(
                 f"model {section.model!r} gives outputs of shape {list(shape)[1:]} for a batch, but data set "
-                f"{data.name!r} has {data.num_classes} classes",
+                f"{data.name!r} has {wants}",
                 where=f"{self.resolved.source}: {'teacher' if section is self.recipe.teacher else 'student'}.model",
-                fix="Use a model family that outputs one score per class",
+                fix="Use a model family that outputs one score per class (one column per head)",
             )
         return model
 
     def _report(self, model: torch.nn.Module, data: TaskData, directory: Path) -> ModelReport:
+        test, validation = evaluate(model, data, data.test), evaluate(model, data, data.validation)
         return ModelReport(
-            test_accuracy=accuracy(predict(model, data.test.x), data.test.y),
-            val_accuracy=accuracy(predict(model, data.validation.x), data.validation.y),
+            test_score=tasks.score(data.heads, test),
+            val_score=tasks.score(data.heads, validation),
+            test_metrics=test,
+            val_metrics=validation,
             parameters=count_parameters(model),
             size_bytes=(directory / WEIGHTS).stat().st_size,
         )
@@ -198,6 +205,8 @@ class Trainer:
             num_classes=data.num_classes,
             parameters=count_parameters(model),
             edits=list(edits),
+            heads=[] if data.is_classifier else [h.to_dict() for h in data.heads],
+            fields=[f.to_dict() for f in data.fields],
         )
 
     def teacher(self, data: TaskData, ctx: TrainContext, work: Path) -> torch.nn.Module:
@@ -295,7 +304,7 @@ class Trainer:
                     "stage": progress["latest"],
                     "parameters_before": before,
                     "parameters_after": count_parameters(student),
-                    "val_accuracy": accuracy(predict(student, data.validation.x), data.validation.y),
+                    "val_score": score(student, data, data.validation),
                     **compressed.report,
                 }
             )
@@ -365,7 +374,7 @@ class Trainer:
             progress=self.progress,
             checkpoint=self.checkpoint,
         )
-        log.info("%s: best epoch %d, validation accuracy %.4f", phase, result.best_epoch, result.best_val_accuracy)
+        log.info("%s: best epoch %d, validation accuracy %.4f", phase, result.best_epoch, result.best_val_score)
         return result
 
     def run(self) -> dict[str, Any]:
@@ -429,8 +438,10 @@ class Trainer:
             "student": self._report(student, data, work / "student"),
         }
         metrics = {
-            "task": "classification",
-            "metric": "accuracy",
+            "task": "classification" if data.is_classifier else "multi-head",
+            "metric": "accuracy" if data.is_classifier else "score",
+            "metrics": primary_metrics(data.heads),
+            "heads": [h.to_dict() for h in data.heads],
             "dataset": {
                 "name": data.name,
                 "fingerprint": data.fingerprint(),
@@ -439,7 +450,9 @@ class Trainer:
             "seed": self.recipe.seed,
             **{name: vars(report) for name, report in reports.items()},
             "compression": reports["teacher"].parameters / reports["student"].parameters,
-            "accuracy_retention": reports["student"].test_accuracy / reports["teacher"].test_accuracy,
+            "score_retention": tasks.retention(
+                primary_metrics(data.heads), reports["student"].test_metrics, reports["teacher"].test_metrics
+            ),
             "student_history": history,
             "stages": stages,
         }
@@ -541,14 +554,14 @@ def open_run(path: Path, manager: PluginManager, runs_dir: Path = Path("runs")) 
     try:
         metrics = json.loads((path / METRICS).read_text())
         fingerprint = metrics["dataset"]["fingerprint"]
-        teacher_accuracy = metrics["teacher"]["test_accuracy"]
+        teacher_metrics = metrics["teacher"]["test_metrics"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(
             f"metrics.json is damaged ({type(exc).__name__}: {exc})",
             where=str(path / METRICS),
             fix="Retrain with `edgepeft train`",
         ) from None
-    if not isinstance(fingerprint, str) or not isinstance(teacher_accuracy, float | int):
+    if not isinstance(fingerprint, str) or not isinstance(teacher_metrics, dict):
         raise ArtifactError("metrics.json is damaged (wrong types)", where=str(path / METRICS))
     data, text = read_toml(path / RECIPE)
     resolved = resolve(data, text, str(path / RECIPE), manager)

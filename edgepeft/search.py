@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from edgepeft.devices import DeviceProfile
     from edgepeft.plugins import PluginManager
 
-OBJECTIVES = ("val_accuracy", "size_mb", "p95_ms")
+OBJECTIVES = ("val_score", "size_mb", "p95_ms")
 HOPELESS_MARGIN = 0.05
 """A trial past half its student epochs whose validation accuracy trails a finished trial no larger than
 its smallest possible file by more than this is stopped."""
@@ -223,8 +223,8 @@ class TrialResult:
     state: str
     run: str | None = None
     parameters: int | None = None
-    val_accuracy: float | None = None
-    test_accuracy: float | None = None
+    val_score: float | None = None
+    test_score: float | None = None
     size_mb: float | None = None
     p95_ms: float | None = None
     peak_memory_mb: float | None = None
@@ -237,7 +237,7 @@ class TrialResult:
     def objectives(self) -> tuple[float, float, float] | None:
         if self.state != "complete":
             return None
-        return (self.val_accuracy, self.size_mb, self.p95_ms)  # type: ignore[return-value]
+        return (self.val_score, self.size_mb, self.p95_ms)  # type: ignore[return-value]
 
     @property
     def feasible(self) -> bool:
@@ -272,7 +272,7 @@ def pareto(results: list[TrialResult]) -> list[TrialResult]:
 def best(results: list[TrialResult]) -> TrialResult | None:
     """The most accurate (on validation) trial that meets every budget; smaller wins a tie."""
     feasible = [r for r in results if r.feasible]
-    return max(feasible, key=lambda r: (r.val_accuracy, -(r.size_mb or 0)), default=None)
+    return max(feasible, key=lambda r: (r.val_score, -(r.size_mb or 0)), default=None)
 
 
 class Search:
@@ -372,14 +372,14 @@ class Search:
             prepared, data=dataclasses.replace(prepared.data, test=prepared.data.validation)
         )
         report = profile_run(on_validation, timing_seconds=0.5)
-        result.val_accuracy = report.parity.accuracy
-        result.test_accuracy = metrics["student"]["test_accuracy"]
+        result.val_score = report.parity.score
+        result.test_score = metrics["student"]["test_score"]
         result.size_mb = report.size_bytes / 1e6
         result.p95_ms = report.device_latency.latency.p95_ms
         result.peak_memory_mb = report.memory.process_peak_mb
         result.broke = [b.budget for b in report.budgets if not b.passed and b.budget != "min_accuracy_retention"]
         retention = self.profile.budgets.min_accuracy_retention
-        if retention is not None and result.val_accuracy < retention * metrics["teacher"]["val_accuracy"]:
+        if retention is not None and result.val_score < retention * metrics["teacher"]["val_score"]:
             result.broke.append("min_accuracy_retention")
 
     def before_training(self, resolved: Any, result: TrialResult) -> tuple[str, str] | None:
@@ -433,10 +433,10 @@ class StopHopeless:
         if state.phase != "student" or state.epoch * 2 < (state.epochs or 0):
             return
         for r in self.finished:
-            if r.size_mb <= self.least_mb and r.val_accuracy - state.val_accuracy > HOPELESS_MARGIN:
+            if r.size_mb <= self.least_mb and r.val_score - state.val_score > HOPELESS_MARGIN:
                 raise Hopeless(
-                    f"stopped at epoch {state.epoch}/{state.epochs}: validation accuracy {state.val_accuracy:.2%} "
-                    f"while trial {r.number}, at most as large ({r.size_mb:.3f} MB), reached {r.val_accuracy:.2%}"
+                    f"stopped at epoch {state.epoch}/{state.epochs}: validation accuracy {state.val_score:.2%} "
+                    f"while trial {r.number}, at most as large ({r.size_mb:.3f} MB), reached {r.val_score:.2%}"
                 )
 
 
@@ -666,7 +666,7 @@ def plot(results: list[TrialResult], path: Path, title: str) -> bool:
             if rows:
                 ax.scatter(
                     [x_of(r) for r in rows],
-                    [r.val_accuracy * 100 for r in rows],
+                    [r.val_score * 100 for r in rows],
                     marker=marker,
                     color=colour,
                     label=name,
@@ -676,7 +676,7 @@ def plot(results: list[TrialResult], path: Path, title: str) -> bool:
         if chosen is not None:
             ax.scatter(
                 [x_of(chosen)],
-                [chosen.val_accuracy * 100],
+                [chosen.val_score * 100],
                 marker="*",
                 s=260,
                 color="gold",
@@ -686,7 +686,7 @@ def plot(results: list[TrialResult], path: Path, title: str) -> bool:
             )
         for r in done:
             ax.annotate(
-                str(r.number), (x_of(r), r.val_accuracy * 100), textcoords="offset points", xytext=(4, 4), fontsize=7
+                str(r.number), (x_of(r), r.val_score * 100), textcoords="offset points", xytext=(4, 4), fontsize=7
             )
         ax.set_xlabel(label)
         ax.set_ylabel("validation accuracy (%)")

@@ -196,3 +196,18 @@ def head_losses(heads: Sequence[Head], outputs: torch.Tensor, y: torch.Tensor) -
             loss = F.mse_loss(out[:, 0], target.float())
         terms["task" if len(heads) == 1 else f"task.{head.name}"] = loss
     return terms
+
+
+def retention(primary: Sequence[str], metrics: dict[str, float], reference: dict[str, float]) -> float:
+    """How much of ``reference``'s quality ``metrics`` keep, for the main metric that keeps least: the
+    ratio of a higher-is-better metric (accuracy, AUC), the inverse ratio of an error (RMSE)."""
+    kept = [
+        reference[k] / metrics[k] if k.rsplit(".", 1)[-1] in LOWER_IS_BETTER else metrics[k] / reference[k]
+        for k in primary
+    ]
+    return min(kept)
+
+
+def format_metric(name: str, value: float) -> str:
+    """An accuracy as a percentage, any other metric (AUC, RMSE, log loss) to four decimals."""
+    return f"{value:.2%}" if name.rsplit(".", 1)[-1] == "accuracy" else f"{value:.4f}"

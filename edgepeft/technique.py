@@ -55,8 +55,14 @@ class Technique(NeedsPackages):
         """Prepare before the student's first step; the default does nothing."""
 
     def loss_terms(self, terms: dict[str, torch.Tensor], batch: Batch, logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The step's loss terms after this technique; ``terms["task"]`` is the task loss."""
+        """The step's loss terms after this technique: ``terms["task"]`` is the task loss, or
+        ``terms["task.<head>"]`` each head's for a multi-head task."""
         return terms
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """Parameters of the technique itself (e.g. learned loss weights), trained with the model's and
+        never exported; the default has none."""
+        return []
 
     def compress(self, model: torch.nn.Module, ctx: TrainContext) -> Compressed | None:
         """The trained student after this technique's change; the default (``None``) changes nothing."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgepeft import tasks
 from edgepeft.data import Split, TaskData
 from edgepeft.errors import ConfigError, TrainingError, TrainingInterrupted
 
@@ -32,7 +33,8 @@ class Batch:
 @dataclass
 class StepState:
     """What lifecycle hooks see at each optimizer step, and at the end of each epoch (``epochs`` in the
-    phase and ``val_accuracy`` set, ``loss`` the epoch's mean)."""
+    phase and ``val_score`` set, ``loss`` the epoch's mean). The score is the task's
+    (:func:`edgepeft.tasks.score`): a classifier's accuracy."""
 
     phase: str
     epoch: int
@@ -41,7 +43,7 @@ class StepState:
     loss: float | None = None
     loss_terms: dict[str, float] = field(default_factory=dict)
     epochs: int | None = None
-    val_accuracy: float | None = None
+    val_score: float | None = None
 
 
 FineTuner = Callable[["torch.nn.Module", str, int, float], "FitResult"]
@@ -65,7 +67,7 @@ class TrainContext:
         """Train ``model`` for ``epochs`` (e.g. to recover after compression); it keeps the weights of its
         best validation epoch. Without a run's fine-tuner, this is a plain :func:`fit`; 0 epochs does nothing."""
         if epochs == 0:
-            return FitResult(best_epoch=0, best_val_accuracy=float("nan"), history=[])
+            return FitResult(best_epoch=0, best_val_score=float("nan"), history=[])
         if self.fine_tuner is not None:
             return self.fine_tuner(model, phase, epochs, lr)
         return fit(model, self, phase=phase, epochs=epochs, lr=lr)
@@ -73,10 +75,10 @@ class TrainContext:
 
 @dataclass
 class FitResult:
-    """Outcome of :func:`fit`: the best epoch on the validation split and the per-epoch history."""
+    """Outcome of :func:`fit`: the best epoch by validation score and the per-epoch history."""
 
     best_epoch: int
-    best_val_accuracy: float
+    best_val_score: float
     history: list[dict[str, float]]
 
 
@@ -104,7 +106,8 @@ def resolve_accelerator(accelerator: str) -> str:
 
 
 def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | None = None) -> Iterator[Batch]:
-    """Batches of ``split`` in order, or shuffled with ``seed``."""
+    """Batches of ``split`` in order, or shuffled with ``seed``; a classifier's labels as int64, other
+    tasks' as float32."""
     import numpy as np
     import torch
 
@@ -113,7 +116,7 @@ def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | N
         idx = order[start : start + batch_size]
         yield Batch(
             x=torch.from_numpy(split.x[idx]).to(device),
-            y=torch.from_numpy(split.y[idx].astype(np.int64)).to(device),
+            y=torch.from_numpy(split.y[idx].astype(np.int64 if split.y.ndim == 1 else np.float32)).to(device),
             index=torch.from_numpy(idx),
         )
 
@@ -136,8 +139,14 @@ def predict(model: torch.nn.Module, x: np.ndarray, *, batch_size: int = 256) -> 
     return np.concatenate(outputs)
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(axis=1) == labels).mean())
+def evaluate(model: torch.nn.Module, data: TaskData, split: Split) -> dict[str, float]:
+    """Every metric of ``data``'s task for ``model`` on ``split`` (:func:`edgepeft.tasks.evaluate`)."""
+    return tasks.evaluate(data.heads, predict(model, split.x), split.y)
+
+
+def score(model: torch.nn.Module, data: TaskData, split: Split) -> float:
+    """The task's score for ``model`` on ``split``: a classifier's accuracy (:func:`edgepeft.tasks.score`)."""
+    return tasks.score(data.heads, evaluate(model, data, split))
 
 
 class Checkpointer:
@@ -194,15 +203,18 @@ def fit(
     epoch and return with the model back on the CPU. Checkpoints are saved every ``checkpoint.every`` steps,
     when a stop is requested and when the phase ends (a resumed run replays the same batches from there).
 
-    Each step's loss is the sum of named terms: ``task`` (cross-entropy) and whatever the
-    techniques add or rescale. ``on_step(hook_name, state)`` feeds the lifecycle hooks. With
+    Each step's loss is the sum of named terms: the task's (``task``, or ``task.<head>`` for each head of a
+    multi-head task; see :func:`edgepeft.tasks.head_losses`) and whatever the techniques add or rescale;
+    the techniques' own parameters (:meth:`Technique.trainable`) train with the model's.
+    ``on_step(hook_name, state)`` feeds the lifecycle hooks. With
     ``checkpoint``, training resumes from the phase's last checkpoint and saves new ones as it goes.
     """
     import torch
-    import torch.nn.functional as F
 
     model.to(ctx.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    extra = [p for technique in techniques for p in technique.trainable()]
+    groups = [{"params": list(model.parameters())}, *([{"params": extra, "weight_decay": 0.0}] if extra else [])]
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     cuda = ctx.device.startswith("cuda")
     amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
@@ -212,7 +224,7 @@ def fit(
 
     steps_per_epoch = math.ceil(len(ctx.data.train) / ctx.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    best = FitResult(best_epoch=0, best_val_accuracy=-1.0, history=[])
+    best = FitResult(best_epoch=0, best_val_score=-1.0, history=[])
     best_state: dict[str, torch.Tensor] | None = None
     step, first_epoch, skip, running = 0, 1, 0, 0.0
     saved = checkpoint.load(phase) if checkpoint is not None else None
@@ -222,8 +234,11 @@ def fit(
         scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
         torch.set_rng_state(saved["torch_rng"])
+        with torch.no_grad():
+            for parameter, value in zip(extra, saved["extra"], strict=True):
+                parameter.copy_(value)
         step, first_epoch, skip, running = saved["step"], saved["epoch"], saved["step_in_epoch"], saved["running"]
-        best = FitResult(saved["best_epoch"], saved["best_val_accuracy"], list(saved["history"]))
+        best = FitResult(saved["best_epoch"], saved["best_val_score"], list(saved["history"]))
         best_state = saved["best_state"]
 
     def save(epoch: int, step_in_epoch: int) -> None:
@@ -241,8 +256,9 @@ def fit(
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "extra": [p.detach().cpu() for p in extra],
                 "best_epoch": best.best_epoch,
-                "best_val_accuracy": best.best_val_accuracy,
+                "best_val_score": best.best_val_score,
                 "history": best.history,
                 "best_state": best_state,
             }
@@ -262,7 +278,7 @@ def fit(
             try:
                 with mixed_precision():
                     logits = model(batch.x)
-                    terms = {"task": F.cross_entropy(logits.float(), batch.y)}
+                    terms = tasks.head_losses(ctx.data.heads, logits, batch.y)
                     for technique in techniques:
                         terms = technique.loss_terms(terms, batch, logits.float())
                     loss = sum(terms.values())
@@ -301,10 +317,10 @@ def fit(
                         f"interrupted at step {step} (epoch {epoch}) of the {phase}; the checkpoint is saved",
                         where=str(checkpoint.path),
                     )
-        val_acc = accuracy(predict(model, ctx.data.validation.x), ctx.data.validation.y)
-        best.history.append({"epoch": epoch, "loss": running / steps_per_epoch, "val_accuracy": val_acc})
+        val_acc = score(model, ctx.data, ctx.data.validation)
+        best.history.append({"epoch": epoch, "loss": running / steps_per_epoch, "val_score": val_acc})
         log.info(
-            "%s epoch %d/%d: loss %.4f, validation accuracy %.4f",
+            "%s epoch %d/%d: loss %.4f, validation score %.4f",
             phase,
             epoch,
             epochs,
@@ -312,10 +328,10 @@ def fit(
             val_acc,
         )
         if on_step is not None:
-            ended = StepState(phase, epoch, step, model, running / steps_per_epoch, epochs=epochs, val_accuracy=val_acc)
+            ended = StepState(phase, epoch, step, model, running / steps_per_epoch, epochs=epochs, val_score=val_acc)
             on_step("edgepeft_after_epoch", ended)
-        if val_acc > best.best_val_accuracy:
-            best.best_epoch, best.best_val_accuracy = epoch, val_acc
+        if val_acc > best.best_val_score:
+            best.best_epoch, best.best_val_score = epoch, val_acc
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         running = 0.0
         if epoch == epochs:

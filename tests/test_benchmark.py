@@ -171,8 +171,8 @@ def test_quick_harness_measures_every_candidate_and_writes_table_plot_and_overhe
         assert row["size_bytes"] > 0 and row["peak_memory_mb"] > 0 and row["flops_per_example"] > 0
         assert set(row["latency_ms"]) == {"1", "32", "256"}  # batch 1, x86-server's batch, throughput
     # the PyTorch rows answer exactly as the trained models did at the end of training
-    assert rows["teacher cpu fp32"]["accuracy"] == pytest.approx(metrics["teacher"]["test_accuracy"])
-    assert rows["student cpu fp32"]["accuracy"] == pytest.approx(metrics["student"]["test_accuracy"])
+    assert rows["teacher cpu fp32"]["accuracy"] == pytest.approx(metrics["teacher"]["test_score"])
+    assert rows["student cpu fp32"]["accuracy"] == pytest.approx(metrics["student"]["test_score"])
     assert rows["student cpu fp32"]["parameters"] == metrics["student"]["parameters"]
     assert result["references"] == {"teacher": "teacher cpu fp32", "baseline": "teacher onnx int8-dynamic"}
     student = next(r for r in result["ratios"] if r["label"] == "student tflite int8")

@@ -84,7 +84,7 @@ def test_train_writes_the_run_folder(workspace):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["teacher"]["parameters"] > metrics["student"]["parameters"] > 0
-    assert 0.1 < metrics["student"]["test_accuracy"] <= 1
+    assert 0.1 < metrics["student"]["test_score"] <= 1
     assert metrics["dataset"]["sizes"] == {"train": 1169, "validation": 269, "test": 359}
     spec = json.loads((run / "student/model.json").read_text())
     weights = load_file(str(run / "student/model.safetensors"))
@@ -168,7 +168,7 @@ def test_deploy_exported_model_runs_in_plain_onnxruntime(workspace, cli):
     session = ort.InferenceSession(str(dist / "tiny-loose-box" / "model.onnx"))
     logits = session.run(None, {"input": data.test.x})[0]
     manifest = json.loads((dist / "tiny-loose-box" / "manifest.json").read_text())
-    assert (logits.argmax(1) == data.test.y).mean() == pytest.approx(manifest["metrics"]["test_accuracy"]["value"])
+    assert (logits.argmax(1) == data.test.y).mean() == pytest.approx(manifest["metrics"]["test_score"]["value"])
 
 
 def test_deploy_cpu_backend(workspace, cli):

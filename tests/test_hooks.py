@@ -59,11 +59,11 @@ def test_step_hooks_and_run_finished_fire_with_their_state(manager, register_plu
 
         @edgepeft.hookimpl
         def edgepeft_after_epoch(self, state):
-            seen["epochs"].append((state.phase, state.epoch, state.epochs, state.val_accuracy))
+            seen["epochs"].append((state.phase, state.epoch, state.epochs, state.val_score))
 
         @edgepeft.hookimpl
         def edgepeft_run_finished(self, run_dir, metrics):
-            seen["finished"].append((run_dir, metrics["student"]["test_accuracy"]))
+            seen["finished"].append((run_dir, metrics["student"]["test_score"]))
 
     register_plugin(Tracker(), "tracker")
     recipe = tiny_recipe(name="hooks")

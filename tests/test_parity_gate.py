@@ -23,7 +23,7 @@ def test_compare_reports_agreement_differences_and_accuracy():
     report = compare(ref, out, labels, "fp32", ParityThresholds(min_top1_agreement=0.9, max_abs_diff=0.5))
     assert report.top1_agreement == 0.75 and report.max_abs_diff == pytest.approx(0.1)
     assert report.mean_abs_diff == pytest.approx(0.2 / 8)
-    assert report.reference_accuracy == 1.0 and report.accuracy == 0.75
+    assert report.reference_score == 1.0 and report.score == 0.75
     assert report.failures == ["top-1 agreement 0.7500 < 0.9"]
     assert compare(ref, ref, labels, "fp32", parity_thresholds({}, "fp32")).passed
 

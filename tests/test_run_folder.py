@@ -63,7 +63,7 @@ def test_a_damaged_cached_teacher_is_trained_again(manager, trained, tmp_path):
     open_run(trained, manager).student(manager)
 
 
-@pytest.mark.parametrize("content", ["{}", '{"dataset": {"fingerprint": 3}, "teacher": {"test_accuracy": "x"}}', "{"])
+@pytest.mark.parametrize("content", ["{}", '{"dataset": {"fingerprint": 3}, "teacher": {"test_score": "x"}}', "{"])
 def test_damaged_metrics_is_an_artifact_error(manager, trained, content):
     (trained / "metrics.json").write_text(content)
     with pytest.raises(edgepeft.ArtifactError, match=r"metrics\.json is damaged"):

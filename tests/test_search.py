@@ -84,7 +84,7 @@ def test_settings_are_written_into_a_copy_of_the_recipe():
 
 
 def _trial(n: int, acc: float, size: float, ms: float, broke: tuple[str, ...] = ()) -> TrialResult:
-    return TrialResult(n, {}, "complete", val_accuracy=acc, size_mb=size, p95_ms=ms, broke=list(broke))
+    return TrialResult(n, {}, "complete", val_score=acc, size_mb=size, p95_ms=ms, broke=list(broke))
 
 
 def test_pareto_front_and_best_trial_within_budget():
@@ -114,7 +114,7 @@ def test_a_search_prints_the_front_writes_every_trial_and_repeats_with_the_same_
     assert len(first["trials"]) == 3 and first["best"] is not None
     chosen = next(t for t in first["trials"] if t["number"] == first["best"])
     assert chosen["broke"] == [] and chosen["pareto"] and Path(chosen["run"], "student", "model.safetensors").is_file()
-    assert 0 < chosen["val_accuracy"] <= 1 and chosen["size_mb"] > 0 and chosen["p95_ms"] > 0
+    assert 0 < chosen["val_score"] <= 1 and chosen["size_mb"] > 0 and chosen["p95_ms"] > 0
     assert chosen["precision"] == "fp32", "the searched precision, not the profile's first (int8)"
     assert (tmp_path / "a" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     again = _search(str(recipe), "--out", str(tmp_path / "a"), cwd=tmp_path)
@@ -155,7 +155,7 @@ def test_a_trial_far_behind_a_no_larger_finished_trial_is_stopped_from_half_its_
     guard = StopHopeless(least_mb=0.05, finished=[_trial(0, 0.95, 0.04, 1.0), _trial(1, 0.99, 0.5, 1.0)])
 
     def epoch(n: int, acc: float, phase: str = "student") -> None:
-        guard.edgepeft_after_epoch(StepState(phase, n, n * 10, None, epochs=10, val_accuracy=acc))
+        guard.edgepeft_after_epoch(StepState(phase, n, n * 10, None, epochs=10, val_score=acc))
 
     epoch(4, 0.50)  # before half its epochs: never
     epoch(5, 0.50, phase="teacher")  # only the student is judged

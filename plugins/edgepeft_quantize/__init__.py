@@ -90,8 +90,8 @@ class Quantize(Technique):
         trained = fake.graph.state_dict()
         model.load_state_dict({key: trained[key] for key in model.state_dict()})
         model.eval()
-        log.info("quantization-aware fine-tuning: validation accuracy %.4f under int8", result.best_val_accuracy)
-        return Compressed(model, report={"fake_quantized_val_accuracy": result.best_val_accuracy})
+        log.info("quantization-aware fine-tuning: validation accuracy %.4f under int8", result.best_val_score)
+        return Compressed(model, report={"fake_quantized_val_accuracy": result.best_val_score})
 
 
 @edgepeft.hookimpl

@@ -14,7 +14,7 @@ import edgepeft
 from edgepeft.devices import ParityThresholds, parity_thresholds
 from edgepeft.export import calibration_inputs, export_checked
 from edgepeft.run import count_parameters
-from edgepeft.train import TrainContext, accuracy, fit, predict
+from edgepeft.train import TrainContext, fit, score
 
 _exports = itertools.count()
 
@@ -88,7 +88,7 @@ def test_structured_prune_halves_every_layer_but_the_output_and_rebuilds(setup):
     rebuilt = _rebuilt(manager, "prune", build, result)
     x = torch.from_numpy(data.test.x[:32])
     assert torch.equal(rebuilt(x), result.model.eval()(x))
-    assert accuracy(predict(result.model, data.test.x), data.test.y) > 0.85  # one epoch of recovery
+    assert score(result.model, data, data.test) > 0.85  # one epoch of recovery
 
 
 @pytest.mark.parametrize(("goal", "limit"), [("target_parameters", 6000), ("target_macs", 60_000)])
@@ -204,7 +204,7 @@ def test_quantization_aware_training_keeps_the_architecture_and_beats_post_train
         qat = _export(manager, result.model, data, backend, "int8", tmp_path, min_agreement=0.5).parity
         # Weights trained through int8 rounding lose less when the exporter quantizes them.
         assert qat.top1_agreement >= ptq.top1_agreement, (backend, qat, ptq)
-        assert qat.accuracy >= ptq.accuracy - 1 / len(data.test), (backend, qat, ptq)
+        assert qat.score >= ptq.score - 1 / len(data.test), (backend, qat, ptq)
 
 
 # -- options -------------------------------------------------------------------------------------------------
