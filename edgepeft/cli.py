@@ -332,6 +332,9 @@ def train(
         for stage in metrics["stages"]:
             if stage.get("note"):
                 _console().print(f"[yellow]{stage['stage']}: {stage['note']}[/yellow]")
+    for role in ("teacher", "student"):
+        for note in metrics[role]["model"].get("notes", []):
+            _console().print(f"{role}: {escape(note)}")
     _console().print(
         f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['score_retention']:.1%} "
         f"of the teacher's {'accuracy' if score == 'accuracy' else ', '.join(shown)} -> {trainer.run_dir}"

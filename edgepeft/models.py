@@ -13,6 +13,8 @@ from edgepeft.tasks import Field, Head, Signature, classification
 if TYPE_CHECKING:
     import torch
 
+    from edgepeft.data import TaskData
+
 
 class ModelFamily(ABC):
     """Base class for model plugins: set ``name``, ``Options`` and implement :meth:`build`.
@@ -38,6 +40,12 @@ class ModelFamily(ABC):
         class or head out. The default calls :meth:`build`; a family that needs the heads or the categorical
         fields (embedding tables) overrides this."""
         return self.build(options, signature.input_shape, signature.outputs)
+
+    def describe(self, model: torch.nn.Module, data: TaskData) -> dict[str, Any]:
+        """Figures about a trained ``model`` for the run's ``metrics.json`` (e.g. embedding tables and hash
+        collisions on ``data``'s train split); its ``notes`` (lines of text) are also printed by
+        ``edgepeft train``. The default describes nothing."""
+        return {}
 
 
 class ModelEdit(BaseModel):

@@ -65,6 +65,8 @@ class ModelReport:
     val_metrics: dict[str, float]
     parameters: int
     size_bytes: int
+    model: dict[str, Any]
+    """What the model family says about the trained model (:meth:`ModelFamily.describe`)."""
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -179,7 +181,7 @@ class Trainer:
             )
         return model
 
-    def _report(self, model: torch.nn.Module, data: TaskData, directory: Path) -> ModelReport:
+    def _report(self, model: torch.nn.Module, section: ModelSection, data: TaskData, directory: Path) -> ModelReport:
         test, validation = evaluate(model, data, data.test), evaluate(model, data, data.validation)
         return ModelReport(
             test_score=tasks.score(data.heads, test),
@@ -188,6 +190,7 @@ class Trainer:
             val_metrics=validation,
             parameters=count_parameters(model),
             size_bytes=(directory / WEIGHTS).stat().st_size,
+            model=self.manager.models.get(section.model)().describe(model, data),
         )
 
     def _spec(
@@ -374,7 +377,7 @@ class Trainer:
             progress=self.progress,
             checkpoint=self.checkpoint,
         )
-        log.info("%s: best epoch %d, validation accuracy %.4f", phase, result.best_epoch, result.best_val_score)
+        log.info("%s: best epoch %d, validation score %.4f", phase, result.best_epoch, result.best_val_score)
         return result
 
     def run(self) -> dict[str, Any]:
@@ -434,8 +437,8 @@ class Trainer:
         student, history, stages = self.student(data, ctx, work)
 
         reports = {
-            "teacher": self._report(teacher, data, work / "teacher"),
-            "student": self._report(student, data, work / "student"),
+            "teacher": self._report(teacher, self.recipe.teacher, data, work / "teacher"),
+            "student": self._report(student, self.recipe.student, data, work / "student"),
         }
         metrics = {
             "task": "classification" if data.is_classifier else "multi-head",

@@ -289,6 +289,26 @@ class RecsysFamily(ModelFamily):
     def build_for(self, options: RecsysOptions, signature: Signature) -> torch.nn.Module:
         return recsys_class()(options, signature)
 
+    def describe(self, model: torch.nn.Module, data: edgepeft.TaskData) -> dict[str, Any]:
+        """The embedding report, with each hashed field's collisions weighted by its training-split counts,
+        and a note per hashed field stating its collision rate."""
+        import numpy as np
+
+        report, notes = model.embedding_report(), []
+        for entry, spec in zip(report, model.fields_plan, strict=True):
+            if spec.keep is None or spec.buckets is None:
+                continue
+            ids = data.train.x[:, spec.column].astype(np.int64)
+            counts = np.bincount(ids, minlength=spec.field.cardinality).tolist()
+            rate = collision_rate(spec.field.cardinality, spec.keep, spec.buckets, counts)
+            entry["weighted_share"] = rate["weighted_share"]
+            notes.append(
+                f"{spec.field.name}: ids from {spec.keep} on ({rate['hashed_ids']:,} of {spec.field.cardinality:,}) "
+                f"hashed into {spec.buckets} rows; {rate['collision_share']:.1%} of the ids share a row, "
+                f"{rate['weighted_share']:.1%} of training interactions"
+            )
+        return {"embeddings": report, "notes": notes}
+
 
 @edgepeft.hookimpl
 def edgepeft_register_models(register: edgepeft.Registrar) -> None:
