@@ -10,20 +10,28 @@ from typing import Any
 import numpy as np
 
 from edgepeft.profile import ProfileReport
+from edgepeft.tasks import Head, Signature, format_metric
 
 SAMPLES = 8
 
 
-def samples_json(x: np.ndarray, y: np.ndarray, outputs: np.ndarray, labels: list[str], layout: str) -> str:
+def samples_json(x: np.ndarray, y: np.ndarray, outputs: np.ndarray, heads: tuple[Head, ...], layout: str) -> str:
     """Held-out examples, model-ready (after preprocessing), with the exported model's outputs on exactly
     this batch (so `edgepeft verify` can re-run it and expect the same numbers)."""
+    classifier = len(heads) == 1 and heads[0].kind == "classification"
+
+    def label(i: int) -> Any:
+        if classifier:
+            return heads[0].labels[int(y[i])]
+        return {head.name: float(y[i, h]) for h, head in enumerate(heads)}
+
     rows = [
         {
             "index": i,
-            "label": labels[int(y[i])],
+            "label": label(i),
             "input": np.round(x[i].astype(np.float64), 7).tolist(),
             "expected_output": np.round(outputs[i].astype(np.float64), 7).tolist(),
-            "expected_top1": int(outputs[i].argmax()),
+            **({"expected_top1": int(outputs[i].argmax())} if classifier else {}),
         }
         for i in range(len(x))
     ]
@@ -46,6 +54,8 @@ def app_readme(manifest: dict[str, Any]) -> str:
     model, inp, out = manifest["model"], manifest["inputs"][0], manifest["outputs"][0]
     pre = manifest["preprocessing"]
     in_q, out_q = _quant(inp), _quant(out)
+    heads = tuple(Head.from_dict(h) for h in manifest.get("heads", []))
+    classifier = len(heads) <= 1 and all(h.kind == "classification" for h in heads)
     lines = [
         f"# {manifest['name']}",
         "",
@@ -54,17 +64,28 @@ def app_readme(manifest: dict[str, Any]) -> str:
         "",
         "## Input",
         f"- `{inp['name']}`: shape {inp['shape']}, {inp['dtype']}, layout {model.get('input_layout', 'NCHW')}",
-        f"- preprocessing: {pre.get('input', 'raw input')} -> `x = raw * {pre.get('scale', 1):g} "
-        f"{_plus(pre.get('offset', 0))}` (float32)",
     ]
+    if "fields" in pre:
+        lines += _field_inputs(pre)
+    else:
+        lines.append(
+            f"- preprocessing: {pre.get('input', 'raw input')} -> `x = raw * {pre.get('scale', 1):g} "
+            f"{_plus(pre.get('offset', 0))}` (float32)"
+        )
     if in_q:
         lines.append(f"- the model takes int8: `q = clamp(round(x / {in_q[0]:.8g}) {_plus(in_q[1])}, -128, 127)`")
     lines += ["", "## Output", f"- `{out['name']}`: shape {out['shape']}, {out['dtype']}"]
     if out_q:
         lines.append(f"- dequantize: `score = (q {_plus(-out_q[1])}) * {out_q[0]:.8g}`")
-    lines += ["- class = argmax of the scores; names in `labels.txt` (one per line, in class order)", ""]
-    if model["backend"] == "tflite":
-        lines += _kotlin(inp, out, in_q, out_q, pre, manifest["device"]["profile"]["runtime"]["threads"], model["file"])
+    if classifier:
+        lines += ["- class = argmax of the scores; names in `labels.txt` (one per line, in class order)", ""]
+    else:
+        lines += [*_head_outputs(heads), ""]
+    threads = manifest["device"]["profile"]["runtime"]["threads"]
+    if model["backend"] == "tflite" and classifier:
+        lines += _kotlin(inp, out, in_q, out_q, pre, threads, model["file"])
+    elif model["backend"] == "tflite":
+        lines += _kotlin_heads(inp, out, out_q, heads, threads, model["file"])
     elif model["backend"] == "onnx":
         lines += [
             "## Load it (Python, onnxruntime)",
@@ -85,6 +106,87 @@ def app_readme(manifest: dict[str, Any]) -> str:
         ]
     lines += ["", "`samples.json` holds a few inputs with the outputs this exact file produced.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _field_inputs(pre: dict[str, Any]) -> list[str]:
+    """How to build a row of categorical fields: each id column holds its value's index in the field's
+    vocabulary (0 for a value the vocabulary lacks), each multi-hot block 0/1 per name."""
+    lines = ["- one row per candidate; columns, in order (as float32):"]
+    for f in pre["fields"]:
+        if f.get("multi_hot"):
+            lines.append(
+                f"  - {f['column']}..{f['column'] + f['cardinality'] - 1}: `{f['name']}`, 1.0 for each of the "
+                "item's values, in the order of `manifest.json` preprocessing.multi_hot"
+            )
+        else:
+            lines.append(
+                f"  - {f['column']}: `{f['name']}`, the value's index in preprocessing.vocabularies.{f['name']} "
+                f"({f['cardinality']:,} entries; 0 = a value not seen in training)"
+            )
+    return lines
+
+
+def _head_outputs(heads: tuple[Head, ...]) -> list[str]:
+    """What each output column means, head by head."""
+    meaning = {
+        "regression": "the predicted value",
+        "binary": "a logit: probability = 1 / (1 + exp(-logit)), positive when above 0",
+        "classification": "class scores: class = argmax",
+    }
+    return [
+        f"- column{'s' if columns.stop - columns.start > 1 else ''} {columns.start}"
+        + (f"..{columns.stop - 1}" if columns.stop - columns.start > 1 else "")
+        + f": `{head.name}` ({head.kind}), {meaning[head.kind]}"
+        for head, columns in Signature((), heads).columns()
+    ]
+
+
+def _kotlin_heads(
+    inp: dict[str, Any],
+    out: dict[str, Any],
+    out_q: tuple[float, int] | None,
+    heads: tuple[Head, ...],
+    threads: int,
+    file: str,
+) -> list[str]:
+    """A Kotlin snippet for a multi-head model on float inputs: fill a batch of rows, read each head."""
+    rows, columns = inp["shape"][0], inp["shape"][-1]
+    kind = "ByteArray" if out_q else "FloatArray"
+    value = f"(it {_plus(-out_q[1])}) * {out_q[0]:.8g}f" if out_q else "it"
+    reads = []
+    for head, cols in Signature((), heads).columns():
+        if head.kind == "binary":
+            reads.append(f"    val {head.name} = 1f / (1f + exp(-row[{cols.start}]))  // probability")
+        elif head.kind == "regression":
+            reads.append(f"    val {head.name} = row[{cols.start}]")
+        else:
+            reads.append(f"    val {head.name} = (0 until {head.width}).maxBy {{ row[{cols.start} + it] }}")
+    return [
+        "## Load it on Android (Kotlin, LiteRT)",
+        "```kotlin",
+        '// build.gradle: implementation("com.google.ai.edge.litert:litert:1.4.0")',
+        '//               implementation("com.google.ai.edge.litert:litert-support:1.4.0")',
+        "import java.nio.ByteBuffer",
+        "import java.nio.ByteOrder",
+        "import kotlin.math.exp",
+        "import org.tensorflow.lite.Interpreter",
+        "import org.tensorflow.lite.support.common.FileUtil",
+        "",
+        f'val interpreter = Interpreter(FileUtil.loadMappedFile(context, "{file}"),',
+        f"    Interpreter.Options().setNumThreads({threads}))",
+        f"val input = ByteBuffer.allocateDirect({rows} * {columns} * 4).order(ByteOrder.nativeOrder())",
+        f"for (candidate in candidates) {{  // exactly {rows} rows (pad with copies of the last one)",
+        f"    for (value in candidate.columns) input.putFloat(value)  // {columns} columns, as listed above",
+        "}",
+        f"val output = Array({rows}) {{ {kind}({out['shape'][-1]}) }}",
+        "interpreter.run(input, output)",
+        "val scored = output.map { raw ->",
+        f"    val row = raw.map {{ {value} }}",
+        *reads,
+        f"    listOf({', '.join(h.name for h in heads)})",
+        "}",
+        "```",
+    ]
 
 
 def _kotlin(
@@ -168,6 +270,7 @@ def _histogram(samples: tuple[float, ...], title: str) -> str:
 def report_html(manifest: dict[str, Any], report: ProfileReport, run_metrics: dict[str, Any]) -> str:
     """One self-contained page: teacher vs student, the latency distribution, and the budget verdict."""
     teacher, student = run_metrics["teacher"], run_metrics["student"]
+    primary = report.parity.primary
     batch = max(report.host_latency)
     rows = "".join(
         f"<tr><td>{b.budget}</td><td>{b.limit:g}</td><td>{b.value:.4g}</td><td>{html.escape(b.unit)}</td>"
@@ -185,13 +288,24 @@ Parity on {report.parity.examples} held-out examples: top-1 agreement {report.pa
 max |diff| {report.parity.max_abs_diff:.3g}.</p>
 <h2>Teacher vs student</h2>
 {
-        _bars(
-            "held-out accuracy (%)",
-            [
-                ("teacher", teacher["test_score"] * 100, f"{teacher['test_score']:.2%}"),
-                ("student", student["test_score"] * 100, f"{student['test_score']:.2%}"),
-                ("exported", report.parity.score * 100, f"{report.parity.score:.2%}"),
-            ],
+        "".join(
+            _bars(
+                f"held-out {metric}",
+                [
+                    (
+                        "teacher",
+                        teacher["test_metrics"][metric],
+                        format_metric(metric, teacher["test_metrics"][metric]),
+                    ),
+                    (
+                        "student",
+                        student["test_metrics"][metric],
+                        format_metric(metric, student["test_metrics"][metric]),
+                    ),
+                    ("exported", report.parity.metrics[metric], format_metric(metric, report.parity.metrics[metric])),
+                ],
+            )
+            for metric in primary
         )
     }
 {

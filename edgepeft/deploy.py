@@ -136,11 +136,12 @@ def deploy(
                 )
         report = prepared.measure(checked, device_latency=measured, timing_seconds=timing_seconds, progress=progress)
         manifest = _manifest(prepared, checked.artifact.as_dict(), report, target.name)
-        atomic.write_text(tmp / "labels.txt", "\n".join(data.labels) + "\n")
+        if data.is_classifier:
+            atomic.write_text(tmp / "labels.txt", "\n".join(data.labels) + "\n")
         samples = data.test.x[: bundle_docs.SAMPLES]
         atomic.write_text(
             tmp / "samples.json",
-            bundle_docs.samples_json(samples, data.test.y, checked.runner(samples), data.labels, "NCHW"),
+            bundle_docs.samples_json(samples, data.test.y, checked.runner(samples), data.heads, "NCHW"),
         )
         atomic.write_text(tmp / "README.md", bundle_docs.app_readme(manifest))
         atomic.write_text(tmp / "report.html", bundle_docs.report_html(manifest, report, run.metrics))
@@ -178,6 +179,7 @@ def _manifest(prepared: Prepared, artifact: dict[str, Any], report: ProfileRepor
         "outputs": artifact["outputs"],
         "preprocessing": data.preprocessing,
         "labels": data.labels,
+        "heads": [h.to_dict() for h in data.heads],
         "samples": {"file": "samples.json", "layout": "NCHW", "count": min(bundle_docs.SAMPLES, len(data.test))},
         "metrics": report.as_dict(),
         "budgets": [b.as_dict() for b in report.budgets],

@@ -64,7 +64,8 @@ def _row(role: str, backend: str, size: int, ms: float, acc: float, refused: str
         parameters=1000,
         flops=10_000,
         size_bytes=size,
-        accuracy=acc,
+        metrics={"accuracy": acc},
+        score=acc,
         agreement=1.0,
         peak_memory_mb=memory,
         latency={} if refused else lat,
@@ -98,9 +99,7 @@ def test_ratios_compare_each_row_with_the_teacher_the_baseline_and_its_runtime_b
     assert student.baseline.faster_at_profile_batch == pytest.approx(5)
     assert student.baseline.throughput == pytest.approx(5) and student.same_runtime_baseline.throughput == 2.5
     assert student.teacher.less_memory == pytest.approx(8) and student.baseline.less_memory == pytest.approx(2)
-    assert student.teacher.accuracy_points == pytest.approx(-2) and student.baseline.accuracy_points == pytest.approx(
-        -1
-    )
+    assert student.teacher.score_points == pytest.approx(-2) and student.baseline.score_points == pytest.approx(-1)
     assert by_label["teacher cpu fp32"].same_runtime_baseline is None
 
 
@@ -171,8 +170,8 @@ def test_quick_harness_measures_every_candidate_and_writes_table_plot_and_overhe
         assert row["size_bytes"] > 0 and row["peak_memory_mb"] > 0 and row["flops_per_example"] > 0
         assert set(row["latency_ms"]) == {"1", "32", "256"}  # batch 1, x86-server's batch, throughput
     # the PyTorch rows answer exactly as the trained models did at the end of training
-    assert rows["teacher cpu fp32"]["accuracy"] == pytest.approx(metrics["teacher"]["test_score"])
-    assert rows["student cpu fp32"]["accuracy"] == pytest.approx(metrics["student"]["test_score"])
+    assert rows["teacher cpu fp32"]["score"] == pytest.approx(metrics["teacher"]["test_score"])
+    assert rows["student cpu fp32"]["score"] == pytest.approx(metrics["student"]["test_score"])
     assert rows["student cpu fp32"]["parameters"] == metrics["student"]["parameters"]
     assert result["references"] == {"teacher": "teacher cpu fp32", "baseline": "teacher onnx int8-dynamic"}
     student = next(r for r in result["ratios"] if r["label"] == "student tflite int8")

@@ -261,5 +261,5 @@ def test_bench_command_measures_teacher_baseline_and_student_and_writes_its_file
     teacher = next(r["teacher"] for r in bench["ratios"] if r["label"] == "teacher cpu fp32")
     assert teacher["smaller"] == teacher["faster"] == teacher["throughput"] == 1.0
     baseline = next(r["baseline"] for r in bench["ratios"] if r["label"] == "teacher onnx int8-dynamic")
-    assert baseline["smaller"] == baseline["faster"] == 1.0 and baseline["accuracy_points"] == 0.0
+    assert baseline["smaller"] == baseline["faster"] == 1.0 and baseline["score_points"] == 0.0
     assert (tmp_path / "pareto.png").is_file() and "| student onnx int8 |" in (tmp_path / "bench.md").read_text()

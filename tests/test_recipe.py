@@ -15,7 +15,7 @@ def test_default_recipe_resolves_with_defaults_filled_in(manager):
     assert [t.name for t in resolved.techniques] == ["distill"]
     as_dict = resolved.to_dict()
     assert as_dict["student"]["options"]["dropout"] == 0.0  # default written out
-    assert as_dict["techniques"] == [{"name": "distill", "temperature": 4.0, "alpha": 0.7}]
+    assert as_dict["techniques"] == [{"name": "distill", "temperature": 4.0, "alpha": 0.7, "head_alpha": {}}]
 
 
 def _load(tmp_path, manager, text: str):

@@ -112,3 +112,21 @@ def _resolved(manager):
     from edgepeft.recipe import resolve
 
     return resolve(RECIPE, None, "tiny-recsys", manager)
+
+
+def test_deploy_bundles_the_student_for_the_phone_and_verifies(trained, tmp_path) -> None:
+    run, _ = trained
+    args = ["deploy", str(run), "--device", "android-recommendation", "--out", str(tmp_path), "--timing-seconds", "0.2"]
+    result = CliRunner().invoke(app, args, obj=default_manager())
+    assert result.exit_code in (0, 10), result.output
+    bundle = tmp_path / "tiny-recsys-android-recommendation"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert [h["name"] for h in manifest["heads"]] == ["rating", "like"] and not (bundle / "labels.txt").exists()
+    assert manifest["model"]["backend"] == "tflite" and manifest["model"]["batch_size"] == 100
+    readme = (bundle / "README.md").read_text()
+    assert "column 1: `like` (binary)" in readme and "vocabularies.item" in readme
+    assert "val row = raw.map" in readme and "val like = 1f" in readme
+    samples = json.loads((bundle / "samples.json").read_text())["samples"]
+    assert set(samples[0]["label"]) == {"rating", "like"} and "expected_top1" not in samples[0]
+    verified = CliRunner().invoke(app, ["verify", str(bundle)], obj=default_manager())
+    assert verified.exit_code == 0, verified.output

@@ -60,7 +60,7 @@ def test_distill_needs_a_teacher_with_the_same_classes(manager, setup):
     distill = manager.techniques.get("distill")
     technique = distill(distill.Options())
     wrong = manager.models.get("cnn")().build(manager.models.get("cnn").Options(), data.input_shape, 7)
-    with pytest.raises(edgepeft.ConfigError, match="teacher has 7 outputs but the data set has 10 classes"):
+    with pytest.raises(edgepeft.ConfigError, match=r"teacher has 7 outputs but the data set's task has 10"):
         technique.setup(TrainContext(data=data, teacher=wrong, batch_size=64, seed=0))
     with pytest.raises(edgepeft.ConfigError, match="distill needs a teacher"):
         technique.setup(TrainContext(data=data, teacher=None, batch_size=64, seed=0))
