@@ -84,59 +84,75 @@ def trained(recipe: dict[str, Any], manager: PluginManager, runs: Path, console:
         return Trainer(resolved, manager, runs, progress).run()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument(
-        "--out", type=Path, default=Path("bench/results") / f"multitask-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    args = parser.parse_args()
-    console, manager = Console(), default_manager()
-    recipe, _ = read_toml(builtin_recipes()[RECIPE])
-    multi = trained(recipe, manager, args.runs, console)
+def compare(recipe: dict[str, Any], manager: PluginManager, runs: Path, console: Console) -> dict[str, Any]:
+    """The multi-task student of ``recipe`` against its two single-task students: each head's main test
+    metric, the multi-task gain (positive: the multi-task student is better) and the parameter counts."""
+    multi = trained(recipe, manager, runs, console)
     budget = multi["student"]["parameters"]
-    single = {}
-    for head in HEADS:
-        single[head] = trained(single_task_recipe(recipe, head, manager, budget // 2), manager, args.runs, console)
-
-    rows, verdicts = [], {}
+    single = {
+        head: trained(single_task_recipe(recipe, head, manager, budget // 2), manager, runs, console) for head in HEADS
+    }
+    heads = {}
     for head in HEADS:
         metric = MAIN[head]
         multi_value = multi["student"]["test_metrics"][f"{head}.{metric}"]
         single_value = single[head]["student"]["test_metrics"][metric]
         gain = single_value - multi_value if metric == "rmse" else multi_value - single_value
-        verdicts[head] = {"metric": metric, "multi": multi_value, "single": single_value, "gain": gain}
-        rows.append([f"{head} {metric}", f"{multi_value:.4f}", f"{single_value:.4f}", f"{gain:+.4f}"])
-    single_parameters = sum(s["student"]["parameters"] for s in single.values())
-    rows.append(["student parameters", f"{budget:,}", f"{single_parameters:,} (both)", ""])
-    wins = [h for h in HEADS if verdicts[h]["gain"] > 0]
-    holds = {h: verdicts[h]["gain"] >= -LOSS_ALLOWED[MAIN[h]] for h in HEADS}
-    beats = any(all(holds[other] for other in HEADS if other != h) for h in wins)
-    verdict = (
-        f"the multi-task student {'beats' if beats else 'does not beat'} the two single-task students: better on "
-        f"{', '.join(wins) or 'no head'}; losses within {LOSS_ALLOWED} on the other: "
-        + ", ".join(f"{h} {'yes' if ok else 'no'}" for h, ok in holds.items())
-    )
+        heads[head] = {"metric": metric, "multi": multi_value, "single": single_value, "gain": gain}
+    parameters = {"multi": budget, **{f"{h}-only": s["student"]["parameters"] for h, s in single.items()}}
+    return {"seed": recipe["seed"], "heads": heads, "parameters": parameters, "beats": beats(heads)}
 
-    table = Table("test metric", "multi-task student", "single-task students", "multi-task gain", title=RECIPE)
+
+def beats(heads: dict[str, dict[str, float]]) -> bool:
+    """Better on one head's metric without losing more than the tolerance on the other."""
+    holds = {h: heads[h]["gain"] >= -LOSS_ALLOWED[MAIN[h]] for h in HEADS}
+    return any(heads[h]["gain"] > 0 and all(holds[o] for o in HEADS if o != h) for h in HEADS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Recipe seeds (seed 0 is the recipe).")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parser.add_argument("--out", type=Path, default=Path("bench/results") / f"multitask-{stamp}")
+    args = parser.parse_args()
+    console, manager = Console(), default_manager()
+    base, _ = read_toml(builtin_recipes()[RECIPE])
+    results = []
+    for seed in args.seeds:
+        recipe = {**copy.deepcopy(base), "seed": seed, "name": RECIPE if seed == 0 else f"{RECIPE}-seed{seed}"}
+        results.append(compare(recipe, manager, args.runs, console))
+
+    header = ["seed", *(f"{h} {MAIN[h]}: multi / single (gain)" for h in HEADS), "parameters: multi / single", "beats"]
+    rows = [
+        [
+            str(r["seed"]),
+            *(
+                f"{r['heads'][h]['multi']:.4f} / {r['heads'][h]['single']:.4f} ({r['heads'][h]['gain']:+.4f})"
+                for h in HEADS
+            ),
+            f"{r['parameters']['multi']:,} / {r['parameters']['rating-only'] + r['parameters']['like-only']:,}",
+            "yes" if r["beats"] else "no",
+        ]
+        for r in results
+    ]
+    mean = {h: sum(r["heads"][h]["gain"] for r in results) / len(results) for h in HEADS}
+    summary = (
+        f"multi-task gain, mean over {len(results)} seed(s): "
+        + ", ".join(f"{h} {MAIN[h]} {mean[h]:+.4f}" for h in HEADS)
+        + f"; beats the two single-task students (better on one head, within {LOSS_ALLOWED} on the other) in "
+        f"{sum(r['beats'] for r in results)} of {len(results)}"
+    )
+    table = Table(*header, title=f"{RECIPE}: one multi-task student vs two single-task students (test split)")
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(verdict)
+    console.print(summary)
     args.out.mkdir(parents=True, exist_ok=True)
-    header = "| test metric | multi-task student | single-task students | multi-task gain |\n|---|---|---|---|\n"
-    markdown = header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + f"\n\n{verdict}\n"
+    markdown = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
+    markdown += "\n".join("| " + " | ".join(r) + " |" for r in rows) + f"\n\n{summary}\n"
     atomic.write_text(args.out / "multitask.md", markdown)
-    atomic.write_json(
-        args.out / "multitask.json",
-        {
-            "multi": multi,
-            "single": single,
-            "heads": verdicts,
-            "beats": beats,
-            "single_task_students": {h: s["student"]["parameters"] for h, s in single.items()},
-        },
-    )
+    atomic.write_json(args.out / "multitask.json", {"seeds": results, "mean_gain": mean})
     console.print(f"written: {args.out / 'multitask.md'}")
 
 

@@ -51,7 +51,9 @@ class ParityThresholds(StrictModel):
 
     min_top1_agreement: float | None = Field(None, gt=0, le=1)
     max_abs_diff: float | None = Field(None, gt=0, description="Largest output difference; none for int8.")
-    max_metric_drop: float | None = Field(None, ge=0, description="Accuracy the export may lose vs PyTorch.")
+    max_metric_drop: float | None = Field(
+        None, ge=0, description="How much each head's main metric (accuracy, AUC, RMSE) may worsen vs PyTorch."
+    )
 
 
 DEFAULT_PARITY: dict[str, ParityThresholds] = {
