@@ -54,7 +54,7 @@ def scaled_options(options: dict[str, Any], factor: float) -> dict[str, Any]:
 def single_task_recipe(recipe: dict[str, Any], head: str, manager: PluginManager, budget: int) -> dict[str, Any]:
     """``recipe`` on ``head`` alone, its student scaled to the parameter count closest to ``budget``."""
     out = copy.deepcopy(recipe)
-    out["name"] = f"{RECIPE}-{head}-only"
+    out["name"] = f"{recipe['name']}-{head}-only"
     out["data"].setdefault("options", {})["heads"] = [head]
     out["techniques"] = [t for t in out["techniques"] if t["name"] != "multitask"]
     resolved = resolve(out, None, out["name"], manager)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, StrictInt, ValidationError, field_validator, model_validator
 
-from edgepeft import atomic, hookimpl
+from edgepeft import atomic, hookimpl, tasks
 from edgepeft.errors import ConfigError, EdgepeftError
 from edgepeft.validation import StrictModel, parse, read_toml, toml_line
 
@@ -379,7 +379,9 @@ class Search:
         result.peak_memory_mb = report.memory.process_peak_mb
         result.broke = [b.budget for b in report.budgets if not b.passed and b.budget != "min_accuracy_retention"]
         retention = self.profile.budgets.min_accuracy_retention
-        if retention is not None and result.val_score < retention * metrics["teacher"]["val_score"]:
+        parity = report.parity
+        kept = tasks.retention(parity.primary, parity.metrics, metrics["teacher"]["val_metrics"])
+        if retention is not None and kept < retention:
             result.broke.append("min_accuracy_retention")
 
     def before_training(self, resolved: Any, result: TrialResult) -> tuple[str, str] | None:

@@ -210,3 +210,11 @@ def test_time_split_keeps_small_users_in_train_and_breaks_ties_by_item():
     n = 30  # 0.1 * 30 is 3.0000000000000004 in floating point: still 3
     _, val, test = time_split(["a"] * n, [str(k) for k in range(n)], np.arange(n, dtype=float), 0.1, 0.1)
     assert len(val) == len(test) == 3
+
+
+def test_heads_option_keeps_one_head_for_a_single_task_model(movielens):
+    like_only = _load("movielens-100k", heads=["like"])
+    assert like_only.heads == (Head("like", "binary"),) and like_only.train.y.shape == (len(like_only.train), 1)
+    np.testing.assert_array_equal(like_only.test.y[:, 0], movielens.test.y[:, 1])
+    with pytest.raises(ValidationError, match="repeats a head"):
+        _load("movielens-100k", heads=["like", "like"])
