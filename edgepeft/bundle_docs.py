@@ -85,7 +85,7 @@ def app_readme(manifest: dict[str, Any]) -> str:
     if model["backend"] == "tflite" and classifier:
         lines += _kotlin(inp, out, in_q, out_q, pre, threads, model["file"])
     elif model["backend"] == "tflite":
-        lines += _kotlin_heads(inp, out, out_q, heads, threads, model["file"])
+        lines += _kotlin_heads(inp, out, in_q, out_q, heads, threads, model["file"])
     elif model["backend"] == "onnx":
         lines += [
             "## Load it (Python, onnxruntime)",
@@ -144,13 +144,19 @@ def _head_outputs(heads: tuple[Head, ...]) -> list[str]:
 def _kotlin_heads(
     inp: dict[str, Any],
     out: dict[str, Any],
+    in_q: tuple[float, int] | None,
     out_q: tuple[float, int] | None,
     heads: tuple[Head, ...],
     threads: int,
     file: str,
 ) -> list[str]:
     """A Kotlin snippet for a multi-head model on float inputs: fill a batch of rows, read each head."""
-    rows, columns = inp["shape"][0], inp["shape"][-1]
+    rows, columns = inp["shape"][0], int(np.prod(inp["shape"][1:]))
+    put = (
+        f"input.put((value / {in_q[0]:.8g}f {_plus(in_q[1])}).roundToInt().coerceIn(-128, 127).toByte())"
+        if in_q
+        else "input.putFloat(value)"
+    )
     kind = "ByteArray" if out_q else "FloatArray"
     value = f"(it {_plus(-out_q[1])}) * {out_q[0]:.8g}f" if out_q else "it"
     reads = []
@@ -169,14 +175,16 @@ def _kotlin_heads(
         "import java.nio.ByteBuffer",
         "import java.nio.ByteOrder",
         "import kotlin.math.exp",
+        *(["import kotlin.math.roundToInt"] if in_q else []),
         "import org.tensorflow.lite.Interpreter",
         "import org.tensorflow.lite.support.common.FileUtil",
         "",
         f'val interpreter = Interpreter(FileUtil.loadMappedFile(context, "{file}"),',
         f"    Interpreter.Options().setNumThreads({threads}))",
-        f"val input = ByteBuffer.allocateDirect({rows} * {columns} * 4).order(ByteOrder.nativeOrder())",
+        f"val input = ByteBuffer.allocateDirect({rows} * {columns} * {1 if in_q else 4})"
+        ".order(ByteOrder.nativeOrder())",
         f"for (candidate in candidates) {{  // exactly {rows} rows (pad with copies of the last one)",
-        f"    for (value in candidate.columns) input.putFloat(value)  // {columns} columns, as listed above",
+        f"    for (value in candidate.columns) {put}  // {columns} columns, as listed above",
         "}",
         f"val output = Array({rows}) {{ {kind}({out['shape'][-1]}) }}",
         "interpreter.run(input, output)",

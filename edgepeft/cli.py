@@ -587,7 +587,7 @@ def _trial_line(r: Any) -> str:
     from edgepeft.search import describe
 
     figures = (
-        f"val {r.val_score:.2%}, {r.size_mb:.3f} MB, p95 {r.p95_ms:.3f} ms"
+        f"val {r.shown(r.val_score)}, {r.size_mb:.3f} MB, p95 {r.p95_ms:.3f} ms"
         + (f", broke {', '.join(r.broke)}" if r.broke else "")
         if r.state == "complete"
         else f"{r.state}: {r.note}"
@@ -652,8 +652,8 @@ def search(
     table = Table(
         "trial",
         "settings",
-        "val acc",
-        "test acc",
+        "val score",
+        "test score",
         "size MB",
         "p95 ms",
         "budgets",
@@ -663,8 +663,8 @@ def search(
         table.add_row(
             str(r.number),
             escape(describe(r.settings)),
-            f"{r.val_score:.2%}",
-            f"{r.test_score:.2%}",
+            r.shown(r.val_score),
+            r.shown(r.test_score),
             f"{r.size_mb:.3f}",
             f"{r.p95_ms:.3f}",
             "[green]all met[/]" if not r.broke else f"[red]broke {', '.join(r.broke)}[/]",
@@ -680,8 +680,8 @@ def search(
         console.print(f"[bold red]no trial meets every {profile.name} budget[/]")
         raise typer.Exit(BUDGET_EXIT)
     console.print(
-        f"best within budget: trial {chosen.number} (validation {chosen.val_score:.2%}, test "
-        f"{chosen.test_score:.2%}, {chosen.size_mb:.3f} MB, p95 {chosen.p95_ms:.3f} ms)\n"
+        f"best within budget: trial {chosen.number} (validation {chosen.metric} {chosen.shown(chosen.val_score)}, "
+        f"test {chosen.shown(chosen.test_score)}, {chosen.size_mb:.3f} MB, p95 {chosen.p95_ms:.3f} ms)\n"
         f"deploy it: edgepeft deploy {chosen.run} --device {profile.name} --precision {chosen.precision}",
         soft_wrap=True,
     )

@@ -77,6 +77,36 @@ def tiny_model(manager: PluginManager, data: TaskData, *, trained: bool = True, 
     return model
 
 
+def example_task(manager: PluginManager, dataset: str) -> tuple[TaskData, Callable[[bool], torch.nn.Module]]:
+    """The data set a check runs on and a builder of a small model for it (trained a few epochs, or not):
+    digits with the tiny CNN, or another data set with the first model family made for it."""
+    import torch
+
+    if dataset == "digits":
+        data = tiny_data(manager)
+        return data, lambda trained: tiny_model(manager, data, trained=trained)
+    cls = manager.datasets.get(dataset)
+    data = cls().load(options_for(cls), 0)
+    families = [entry.value for entry in manager.models if entry.value.example_data == dataset]
+    if not families:
+        raise PluginError(f"no registered model family is made for data set {dataset!r} (example_data)")
+
+    def build(trained: bool) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = families[0]().build_for(options_for(families[0]), data.signature)
+        if trained:
+            fit(
+                model,
+                TrainContext(data=data, teacher=None, batch_size=256, seed=0),
+                phase="student",
+                epochs=1,
+                lr=0.005,
+            )
+        return model
+
+    return data, build
+
+
 def options_for(cls: type[Technique] | type[Dataset] | type[ModelFamily]) -> Any:
     """The options a check uses: the class's ``example_options`` when it sets them, else its defaults."""
     return cls.Options(**getattr(cls, "example_options", {}))
@@ -115,8 +145,8 @@ def technique_round_trip(
 
     from edgepeft.run import count_parameters
 
-    data = tiny_data(manager)
-    student = tiny_model(manager, data)
+    data, build = example_task(manager, type(technique).example_data)
+    student = build(True)
     ctx = TrainContext(data=data, teacher=copy.deepcopy(student), batch_size=64, seed=0)
     technique.setup(ctx)
     fit(student, ctx, phase="student", epochs=1, lr=0.005, techniques=[technique])
@@ -124,7 +154,7 @@ def technique_round_trip(
     compressed = technique.compress(student, ctx)
     model = compressed.model if compressed is not None else student
     if compressed is not None:  # a saved student must rebuild: from the record, or as built when there is none
-        rebuilt = tiny_model(manager, data, trained=False)
+        rebuilt = build(False)
         if compressed.record is not None:
             rebuilt = type(technique).rebuild(rebuilt, compressed.record)
         try:

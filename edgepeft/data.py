@@ -128,6 +128,11 @@ class TaskData:
             column = split.y[:, index]
             if head.kind == "binary" and not np.isin(column, (0.0, 1.0)).all():
                 raise DataError(f"head {head.name!r} is binary but its labels are not all 0 or 1", where=where)
+            if head.kind == "classification" and not np.isin(column, np.arange(head.width)).all():
+                raise DataError(
+                    f"head {head.name!r} has {head.width} classes but labels outside 0..{head.width - 1}",
+                    where=where,
+                )
 
 
 class Dataset(NeedsPackages, ABC):

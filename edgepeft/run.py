@@ -542,6 +542,22 @@ class Run:
         return data
 
 
+def _classifier_metrics_upgraded(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A classifier's metrics.json from before tasks had several heads (``test_accuracy``), in today's keys."""
+    if not all(isinstance(metrics.get(r), dict) and "test_accuracy" in metrics[r] for r in ("teacher", "student")):
+        return metrics
+    for role in ("teacher", "student"):
+        m = metrics[role]
+        m["test_score"], m["val_score"] = m.pop("test_accuracy"), m.pop("val_accuracy", float("nan"))
+        m.setdefault("test_metrics", {"accuracy": m["test_score"]})
+        m.setdefault("val_metrics", {"accuracy": m["val_score"]})
+        m.setdefault("model", {})
+    metrics.setdefault("metrics", ["accuracy"])
+    if "accuracy_retention" in metrics:
+        metrics["score_retention"] = metrics.pop("accuracy_retention")
+    return metrics
+
+
 def open_run(path: Path, manager: PluginManager, runs_dir: Path = Path("runs")) -> Run:
     """Read a run folder given as a path or as a run name under ``runs_dir``."""
     path = Path(path)
@@ -555,7 +571,7 @@ def open_run(path: Path, manager: PluginManager, runs_dir: Path = Path("runs")) 
                 fix="Pass a folder written by `edgepeft train`, e.g. runs/digits-distill",
             )
     try:
-        metrics = json.loads((path / METRICS).read_text())
+        metrics = _classifier_metrics_upgraded(json.loads((path / METRICS).read_text()))
         fingerprint = metrics["dataset"]["fingerprint"]
         teacher_metrics = metrics["teacher"]["test_metrics"]
     except (ValueError, KeyError, TypeError) as exc:

@@ -25,6 +25,7 @@ from pydantic import Field, StrictInt, ValidationError, field_validator, model_v
 
 from edgepeft import atomic, hookimpl, tasks
 from edgepeft.errors import ConfigError, EdgepeftError
+from edgepeft.tasks import format_metric
 from edgepeft.validation import StrictModel, parse, read_toml, toml_line
 
 if TYPE_CHECKING:
@@ -232,6 +233,12 @@ class TrialResult:
     """The export's precision (the searched one, or the profile's first that the backend supports)."""
     broke: list[str] = dataclasses.field(default_factory=list)
     note: str = ""
+    metric: str = "accuracy"
+    """What the scores are: a classifier's accuracy, or the multi-head task's score."""
+
+    def shown(self, value: float | None) -> str:
+        """A score as the trial's metric is written (a percentage for accuracy)."""
+        return "-" if value is None else format_metric(self.metric, value)
 
     @property
     def objectives(self) -> tuple[float, float, float] | None:
@@ -326,7 +333,8 @@ class Search:
         from edgepeft.recipe import resolve
 
         name = f"{self.plan.name}-t{number:03d}"
-        result = TrialResult(number, settings, "complete", run=str(self.runs / name))
+        metric = "accuracy" if self.data.is_classifier else "score"
+        result = TrialResult(number, settings, "complete", run=str(self.runs / name), metric=metric)
         result.precision = self.precision_of(settings)
         resolved = resolve(
             apply(self.plan.base, settings, name), None, f"{self.plan.source} trial {number}", self.manager
@@ -381,7 +389,7 @@ class Search:
         retention = self.profile.budgets.min_accuracy_retention
         parity = report.parity
         kept = tasks.retention(parity.primary, parity.metrics, metrics["teacher"]["val_metrics"])
-        if retention is not None and kept < retention:
+        if retention is not None and not kept >= retention:  # NaN (e.g. an AUC without both classes) fails
             result.broke.append("min_accuracy_retention")
 
     def before_training(self, resolved: Any, result: TrialResult) -> tuple[str, str] | None:
@@ -392,8 +400,8 @@ class Search:
         from edgepeft.run import count_parameters
 
         shape = tuple(self.data.input_shape)
-        model = self.manager.models.get(resolved.recipe.student.model)().build(
-            resolved.student_options, shape, self.data.num_classes
+        model = self.manager.models.get(resolved.recipe.student.model)().build_for(
+            resolved.student_options, self.data.signature
         )
         result.parameters = count_parameters(model)
         budgets = self.profile.budgets
@@ -437,8 +445,8 @@ class StopHopeless:
         for r in self.finished:
             if r.size_mb <= self.least_mb and r.val_score - state.val_score > HOPELESS_MARGIN:
                 raise Hopeless(
-                    f"stopped at epoch {state.epoch}/{state.epochs}: validation accuracy {state.val_score:.2%} "
-                    f"while trial {r.number}, at most as large ({r.size_mb:.3f} MB), reached {r.val_score:.2%}"
+                    f"stopped at epoch {state.epoch}/{state.epochs}: validation {r.metric} {r.shown(state.val_score)} "
+                    f"while trial {r.number}, at most as large ({r.size_mb:.3f} MB), reached {r.shown(r.val_score)}"
                 )
 
 
@@ -645,7 +653,7 @@ def write_trials(out: Path, plan: SearchPlan, profile: DeviceProfile, results: l
 
 
 def plot(results: list[TrialResult], path: Path, title: str) -> bool:
-    """Validation accuracy against file size and against device p95 latency for every completed trial:
+    """Validation accuracy (or score) against file size and against device p95 latency for every completed trial:
     the Pareto front marked, trials that broke a budget crossed, the best one starred; False without any."""
     from matplotlib.figure import Figure
 
@@ -691,7 +699,7 @@ def plot(results: list[TrialResult], path: Path, title: str) -> bool:
                 str(r.number), (x_of(r), r.val_score * 100), textcoords="offset points", xytext=(4, 4), fontsize=7
             )
         ax.set_xlabel(label)
-        ax.set_ylabel("validation accuracy (%)")
+        ax.set_ylabel("validation accuracy (%)" if done[0].metric == "accuracy" else "validation score x 100")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)

@@ -205,7 +205,7 @@ def retention(primary: Sequence[str], metrics: dict[str, float], reference: dict
         reference[k] / metrics[k] if k.rsplit(".", 1)[-1] in LOWER_IS_BETTER else metrics[k] / reference[k]
         for k in primary
     ]
-    return min(kept)
+    return float("nan") if any(k != k for k in kept) else min(kept)
 
 
 def format_metric(name: str, value: float) -> str:

@@ -47,6 +47,8 @@ class Technique(NeedsPackages):
     Options: ClassVar[type[BaseModel]] = NoOptions
     example_options: ClassVar[dict[str, Any]] = {}
     """Options for ``edgepeft plugins check`` when the defaults alone are not valid (e.g. a required goal)."""
+    example_data: ClassVar[str] = "digits"
+    """The data set ``edgepeft plugins check`` exercises the technique on (with a model family made for it)."""
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options

@@ -224,7 +224,7 @@ def fit(
 
     steps_per_epoch = math.ceil(len(ctx.data.train) / ctx.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    best = FitResult(best_epoch=0, best_val_score=-1.0, history=[])
+    best = FitResult(best_epoch=0, best_val_score=-math.inf, history=[])
     best_state: dict[str, torch.Tensor] | None = None
     step, first_epoch, skip, running = 0, 1, 0, 0.0
     saved = checkpoint.load(phase) if checkpoint is not None else None
@@ -235,10 +235,11 @@ def fit(
         scaler.load_state_dict(saved["scaler"])
         torch.set_rng_state(saved["torch_rng"])
         with torch.no_grad():
-            for parameter, value in zip(extra, saved["extra"], strict=True):
+            for parameter, value in zip(extra, saved.get("extra", []), strict=True):
                 parameter.copy_(value)
         step, first_epoch, skip, running = saved["step"], saved["epoch"], saved["step_in_epoch"], saved["running"]
-        best = FitResult(saved["best_epoch"], saved["best_val_score"], list(saved["history"]))
+        best_score = saved.get("best_val_score", saved.get("best_val_accuracy"))  # the key before multi-head tasks
+        best = FitResult(saved["best_epoch"], best_score, list(saved["history"]))
         best_state = saved["best_state"]
 
     def save(epoch: int, step_in_epoch: int) -> None:
@@ -330,7 +331,7 @@ def fit(
         if on_step is not None:
             ended = StepState(phase, epoch, step, model, running / steps_per_epoch, epochs=epochs, val_score=val_acc)
             on_step("edgepeft_after_epoch", ended)
-        if val_acc > best.best_val_score:
+        if best_state is None or val_acc > best.best_val_score:  # a NaN score never wins after the first epoch
             best.best_epoch, best.best_val_score = epoch, val_acc
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         running = 0.0

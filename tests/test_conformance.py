@@ -27,6 +27,14 @@ def test_a_builtin_backend_passes_with_latency_figures(manager):
     assert check.status == "pass" and "fp32: agreement 100.00%" in check.detail and "p50/p95" in check.detail
 
 
+def test_multi_head_plugins_are_checked_on_the_data_they_are_made_for(manager):
+    results = {r.name: r for name in ("multitask", "recsys", "interactions") for r in check_plugin(name, manager)}
+    assert all(r.status == "pass" for n, r in results.items() if n != "interactions-csv"), results
+    assert "rating.rmse" in results["multitask"].detail and "like.auc" in results["recsys"].detail
+    assert "heads rating (regression), like (binary); 8 fields" in results["movielens-100k"].detail
+    assert results["interactions-csv"].status == "skip"
+
+
 def test_device_and_dataset_plugins_validate_and_skip_what_needs_options(manager):
     devices = check_plugin("devices", manager)
     assert len(devices) >= 7 and all(r.status == "pass" for r in devices)

@@ -68,3 +68,37 @@ def test_retention_is_the_worst_kept_share() -> None:
     teacher = {"rating.rmse": 0.90, "like.auc": 0.80}
     student = {"rating.rmse": 1.00, "like.auc": 0.78}
     assert tasks.retention(["rating.rmse", "like.auc"], student, teacher) == pytest.approx(0.9)
+
+
+def test_the_best_epoch_is_kept_when_every_score_is_below_minus_one() -> None:
+    """A regression head's score is minus its RMSE: far-off targets must still select an epoch."""
+    import dataclasses
+
+    from edgepeft.plugins import default_manager
+    from edgepeft.train import TrainContext, fit
+
+    manager = default_manager()
+    movielens = manager.datasets.get("movielens-100k")
+    data = movielens().load(movielens.Options(heads=["rating"]), 0)
+    shifted = {s: dataclasses.replace(getattr(data, s), y=getattr(data, s).y + 100) for s in ("train", "validation")}
+    data = dataclasses.replace(data, **shifted)
+    family = manager.models.get("recsys")
+    torch.manual_seed(0)
+    model = family().build_for(family.Options(dim=4, hidden=[8]), data.signature)
+    result = fit(model, TrainContext(data=data, teacher=None, batch_size=1024, seed=0), phase="s", epochs=2, lr=0.01)
+    assert result.best_epoch >= 1 and result.best_val_score < -1
+    assert result.best_val_score == max(h["val_score"] for h in result.history)
+
+
+def test_runs_written_before_several_heads_still_open() -> None:
+    from edgepeft.run import _classifier_metrics_upgraded
+
+    old = {
+        "dataset": {"fingerprint": "f"},
+        "teacher": {"test_accuracy": 0.9, "val_accuracy": 0.92, "parameters": 10},
+        "student": {"test_accuracy": 0.88, "val_accuracy": 0.9, "parameters": 5},
+        "accuracy_retention": 0.977,
+    }
+    new = _classifier_metrics_upgraded(old)
+    assert new["teacher"]["test_metrics"] == {"accuracy": 0.9} and new["student"]["test_score"] == 0.88
+    assert new["metrics"] == ["accuracy"] and new["score_retention"] == 0.977

@@ -32,6 +32,7 @@ class Multitask(Technique):
     description = "weight each head's loss terms: fixed weights, or learned uncertainty weighting"
     Options = MultitaskOptions
     options: MultitaskOptions
+    example_data = "movielens-100k"
 
     def setup(self, ctx: edgepeft.TrainContext) -> None:
         import torch
@@ -74,7 +75,7 @@ class Multitask(Technique):
             else:
                 weight = self.options.weights.get(head, 1.0)
             for name, term in terms.items():
-                if name.endswith(f".{head}"):
+                if name.partition(".")[2] == head:  # task.<head>, distill.<head>
                     out[name] = term * weight
         return out
 
