@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -274,7 +275,11 @@ def train(
         Path | None, typer.Option(help="Read the data set from this folder (its data_dir option).")
     ] = None,
 ) -> None:
-    """Train the teacher (or reuse it), then the student with the recipe's techniques."""
+    """Train the teacher (or reuse it), then the student with the recipe's techniques.
+
+    Under ``torchrun --nproc-per-node N`` the processes train together (DistributedDataParallel; the
+    recipe's batch_size is the global batch) and rank 0 alone writes the run and reports it."""
+    from edgepeft import distributed
     from edgepeft.recipe import default_recipe_path, find_recipe, load_recipe, with_data_dir
     from edgepeft.run import Trainer, resume_recipe
     from edgepeft.train import resolve_accelerator
@@ -292,18 +297,23 @@ def train(
         resolved = load_recipe(find_recipe(recipe) if recipe else default_recipe_path(), manager)
     if data_dir is not None:
         resolved = with_data_dir(resolved, data_dir, manager)
-    device = resolve_accelerator(accelerator)
-    with _progress() as progress:
-        trainer = Trainer(
-            resolved,
-            manager,
-            runs_dir,
-            progress,
-            device=device,
-            checkpoint_every=checkpoint_every,
-            resume=resume is not None,
-        )
-        metrics = trainer.run()
+    device = distributed.init(resolve_accelerator(accelerator))
+    try:
+        with _progress() if distributed.is_main() else contextlib.nullcontext() as progress:
+            trainer = Trainer(
+                resolved,
+                manager,
+                runs_dir,
+                progress,
+                device=device,
+                checkpoint_every=checkpoint_every,
+                resume=resume is not None,
+            )
+            metrics = trainer.run()
+    finally:
+        distributed.shutdown()
+    if not distributed.is_main():
+        return
     from edgepeft.tasks import format_metric
 
     shown, score = metrics["metrics"], metrics["metric"]

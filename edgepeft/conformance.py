@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from edgepeft.backend import Artifact, Backend, ExportOptions
-from edgepeft.data import Dataset, TaskData
+from edgepeft.data import Dataset, Split, TaskData
 from edgepeft.devices import ParityThresholds, load_profile, parity_thresholds
 from edgepeft.errors import EdgepeftError, PluginError
 from edgepeft.export import calibration_inputs, export_checked
@@ -77,6 +78,10 @@ def tiny_model(manager: PluginManager, data: TaskData, *, trained: bool = True, 
     return model
 
 
+EXAMPLE_ROWS = 1024
+"""Rows per split a check trains and exports with on a data set other than digits."""
+
+
 def example_task(manager: PluginManager, dataset: str) -> tuple[TaskData, Callable[[bool], torch.nn.Module]]:
     """The data set a check runs on and a builder of a small model for it (trained a few epochs, or not):
     digits with the tiny CNN, or another data set with the first model family made for it."""
@@ -87,6 +92,9 @@ def example_task(manager: PluginManager, dataset: str) -> tuple[TaskData, Callab
         return data, lambda trained: tiny_model(manager, data, trained=trained)
     cls = manager.datasets.get(dataset)
     data = cls().load(options_for(cls), 0)
+    small = {s: getattr(data, s) for s in ("train", "validation", "test")}
+    small = {s: Split(split.x[:EXAMPLE_ROWS], split.y[:EXAMPLE_ROWS]) for s, split in small.items()}
+    data = dataclasses.replace(data, **small)  # a check, not a benchmark: minutes at most for a large model
     families = [entry.value for entry in manager.models if entry.value.example_data == dataset]
     if not families:
         raise PluginError(f"no registered model family is made for data set {dataset!r} (example_data)")
@@ -146,8 +154,9 @@ def technique_round_trip(
     from edgepeft.run import count_parameters
 
     data, build = example_task(manager, type(technique).example_data)
-    student = build(True)
-    ctx = TrainContext(data=data, teacher=copy.deepcopy(student), batch_size=64, seed=0)
+    trained = build(True)
+    ctx = TrainContext(data=data, teacher=copy.deepcopy(trained), batch_size=64, seed=0)
+    student = technique.adapt(trained, ctx)
     technique.setup(ctx)
     fit(student, ctx, phase="student", epochs=1, lr=0.005, techniques=[technique])
     before = count_parameters(student)

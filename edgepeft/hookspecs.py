@@ -76,7 +76,7 @@ def edgepeft_register_commands(app: typer.Typer) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Lifecycle: called during training, for loggers, trackers and policies.
+# Lifecycle: called during training, for loggers, trackers and policies (under torchrun, by rank 0 only).
 # ---------------------------------------------------------------------------------------------------
 
 

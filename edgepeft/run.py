@@ -19,7 +19,7 @@ import numpy as np
 import tomli_w
 from pydantic import ValidationError
 
-from edgepeft import atomic, interrupts, tasks
+from edgepeft import atomic, distributed, interrupts, tasks
 from edgepeft.data import TaskData
 from edgepeft.errors import (
     ArtifactError,
@@ -161,7 +161,8 @@ class Trainer:
         self.checkpoint = Checkpointer(partial_dir(self.run_dir) / CHECKPOINT, checkpoint_every)
 
     def _on_step(self, hook: str, state: StepState) -> None:
-        self.manager.call(hook, state=state)
+        if distributed.is_main():  # under torchrun, plugins see each step once, from rank 0
+            self.manager.call(hook, state=state)
 
     def _build(self, section: ModelSection, options: Any, data: TaskData, seed: int) -> torch.nn.Module:
         import torch
@@ -215,7 +216,8 @@ class Trainer:
     def teacher(self, data: TaskData, ctx: TrainContext, work: Path) -> torch.nn.Module:
         """The trained teacher, reused when its recipe section, the data section, the data itself and the
         seed are unchanged: from this attempt, the previous run of this recipe, or any recipe's run that
-        trained the same teacher (``runs/.teachers/<key>/``). A damaged cached teacher is trained again."""
+        trained the same teacher (``runs/.teachers/<key>/``). A damaged cached teacher is trained again.
+        Under torchrun every process reads the same cache; rank 0 alone writes it."""
         section, options = self.recipe.teacher, self.resolved.teacher_options
         resolved = self.resolved.to_dict()  # defaults written out: a recipe and its resolved copy agree
         key = _fingerprint(resolved["teacher"], resolved["data"], data.fingerprint(), ctx.seed)
@@ -229,18 +231,24 @@ class Trainer:
             except ArtifactError as exc:
                 log.warning("the cached teacher cannot be loaded (%s); training it again", exc.message)
                 break
-            if cached != work / "teacher":
-                shutil.copytree(cached, work / "teacher", dirs_exist_ok=True)
-            if not shared.is_dir():
-                self._share_teacher(work / "teacher", shared)
+            distributed.on_main(self._keep_teacher, cached, work / "teacher", shared)
             log.info("reusing the cached teacher in %s", cached)
             return model
         model = self._build(section, options, data, ctx.seed)
         self._train("teacher", model, section, ctx)
-        save_model(model, self._spec(section, options, data, model), work / "teacher")
+        distributed.on_main(self._save_teacher, model, self._spec(section, options, data, model), key, work, shared)
+        return model
+
+    def _keep_teacher(self, cached: Path, folder: Path, shared: Path) -> None:
+        if cached != folder:
+            shutil.copytree(cached, folder, dirs_exist_ok=True)
+        if not shared.is_dir():
+            self._share_teacher(folder, shared)
+
+    def _save_teacher(self, model: torch.nn.Module, spec: ModelSpec, key: str, work: Path, shared: Path) -> None:
+        save_model(model, spec, work / "teacher")
         atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
         self._share_teacher(work / "teacher", shared)
-        return model
 
     @staticmethod
     def _share_teacher(folder: Path, shared: Path) -> None:
@@ -276,7 +284,7 @@ class Trainer:
             log.info("resuming after stage %s", progress["latest"])
         else:
             if stages.exists():
-                shutil.rmtree(stages)
+                distributed.on_main(shutil.rmtree, stages)
             student = self._build(section, options, data, self.recipe.seed + 1)
             history = self._train("student", student, section, ctx, techniques).history
             progress = {
@@ -287,7 +295,7 @@ class Trainer:
                 "history": history,
                 "stages": [],
             }
-            self._save_stage(student, section, options, data, stages, progress)
+            distributed.on_main(self._save_stage, student, section, options, data, stages, progress)
         for index, technique in enumerate(techniques[progress["done"] :], start=progress["done"] + 1):
             torch.manual_seed(self.recipe.seed * 1_000 + index)  # a resumed stage draws what the original drew
             ctx.fine_tuner = self._fine_tuner(f"{technique.name}#{index}", ctx)
@@ -296,7 +304,7 @@ class Trainer:
             ctx.fine_tuner = None
             progress["done"] = index
             if compressed is None:
-                atomic.write_json(progress_file, progress)
+                distributed.on_main(atomic.write_json, progress_file, progress)
                 continue
             student = compressed.model
             if compressed.record is not None:
@@ -311,8 +319,8 @@ class Trainer:
                     **compressed.report,
                 }
             )
-            self._save_stage(student, section, options, data, stages, progress)
-        shutil.copytree(stages / progress["latest"], work / "student", dirs_exist_ok=True)
+            distributed.on_main(self._save_stage, student, section, options, data, stages, progress)
+        distributed.on_main(shutil.copytree, stages / progress["latest"], work / "student", dirs_exist_ok=True)
         return student, progress["history"], progress["stages"]
 
     def _save_stage(
@@ -385,26 +393,25 @@ class Trainer:
 
         The run is built in ``runs/.<name>.partial/`` and replaces ``runs/<name>/`` only when everything
         succeeded, so a failed or interrupted run leaves the previous one intact. The partial folder keeps
-        the log and the latest checkpoint; ``resume=True`` continues from it.
+        the log and the latest checkpoint; ``resume=True`` continues from it. Under torchrun every process
+        trains, rank 0 alone writes (and logs), and the others return once the run folder is published.
         """
         for technique in self.resolved.techniques:  # checked here: loading a finished run needs none of them
             reason = technique.unavailable_reason()
             if reason:
                 raise ConfigError(f"technique {technique.name!r} cannot run here: {reason}", where=self.resolved.source)
         work = partial_dir(self.run_dir)
-        if self.resume:
-            if not work.is_dir():
-                raise ConfigError(
-                    f"there is no interrupted run of {self.recipe.name!r} to resume (no {work})",
-                    fix="Start it with `edgepeft train RECIPE`",
-                )
-        elif work.exists():
-            shutil.rmtree(work)  # a fresh start discards an earlier interrupted attempt
-        work.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(work / RECIPE, tomli_w.dumps(self.resolved.to_dict()))
+        if self.resume and not work.is_dir():
+            raise ConfigError(
+                f"there is no interrupted run of {self.recipe.name!r} to resume (no {work})",
+                fix="Start it with `edgepeft train RECIPE`",
+            )
+        distributed.on_main(self._prepare, work)
         logger = logging.getLogger("edgepeft")
-        handler = logging.FileHandler(work / LOG, mode="a" if self.resume else "w", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler: logging.Handler = logging.NullHandler()  # the other processes log nothing
+        if distributed.is_main():
+            handler = logging.FileHandler(work / LOG, mode="a" if self.resume else "w", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         try:
@@ -417,25 +424,47 @@ class Trainer:
         finally:
             logger.removeHandler(handler)
             handler.close()
+        distributed.on_main(self._publish, work, metrics)
+        return metrics if metrics is not None else json.loads((self.run_dir / METRICS).read_text())
+
+    def _prepare(self, work: Path) -> None:
+        """Create the partial folder (a fresh start discards an earlier interrupted attempt) with the recipe."""
+        if not self.resume and work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(work / RECIPE, tomli_w.dumps(self.resolved.to_dict()))
+
+    def _publish(self, work: Path, metrics: dict[str, Any]) -> None:
+        """Replace ``runs/<name>/`` with the finished partial folder and tell the plugins."""
         (work / CHECKPOINT).unlink(missing_ok=True)
         (work / STAGES / PROGRESS).unlink(missing_ok=True)  # only now: a run killed before this resumes
         interrupts.check()
         atomic.replace_directory(work, self.run_dir)
         self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics)
-        return metrics
 
-    def _run(self, work: Path) -> dict[str, Any]:
+    def _run(self, work: Path) -> dict[str, Any] | None:
+        """Train the teacher and the student and write metrics.json; the metrics, on rank 0 only."""
         log.info("loading data set %s", self.recipe.data.dataset)
         data = load_task_data(self.manager, self.resolved, self.recipe.seed)
         ctx = TrainContext(
             data=data, teacher=None, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed, device=self.device
         )
-        log.info("training on %s", self.device)
+        processes = f" in {distributed.world()} processes" if distributed.world() > 1 else ""
+        log.info("training on %s%s", self.device, processes)
         teacher = self.teacher(data, ctx, work)
         ctx.teacher = teacher
-
         student, history, stages = self.student(data, ctx, work)
+        return distributed.on_main(self._metrics, data, teacher, student, history, stages, work)
 
+    def _metrics(
+        self,
+        data: TaskData,
+        teacher: torch.nn.Module,
+        student: torch.nn.Module,
+        history: list[dict[str, float]],
+        stages: list[dict[str, Any]],
+        work: Path,
+    ) -> dict[str, Any]:
         reports = {
             "teacher": self._report(teacher, self.recipe.teacher, data, work / "teacher"),
             "student": self._report(student, self.recipe.student, data, work / "student"),

@@ -34,6 +34,7 @@ class Compressed:
 class Technique(NeedsPackages):
     """Base class for technique plugins. Override what the technique needs; recipes compose them in order.
 
+    0. :meth:`adapt` changes the model before it trains (e.g. adds LoRA adapters to a teacher);
     1. :meth:`setup` runs once before the student's first step (e.g. cache teacher outputs);
     2. :meth:`loss_terms` adjusts the named loss terms of every training step (the total is their sum);
     3. :meth:`compress` runs after the student has trained, in recipe order (prune, factorize,
@@ -52,6 +53,11 @@ class Technique(NeedsPackages):
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options
+
+    def adapt(self, model: torch.nn.Module, ctx: TrainContext) -> torch.nn.Module:
+        """The model to train in place of ``model`` (e.g. wrapped with adapters, most weights frozen); the
+        default trains ``model`` as it is. :meth:`compress` can undo the change after training."""
+        return model
 
     def setup(self, ctx: TrainContext) -> None:
         """Prepare before the student's first step; the default does nothing."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgepeft import tasks
+from edgepeft import distributed, tasks
 from edgepeft.data import Split, TaskData
 from edgepeft.errors import ConfigError, TrainingError, TrainingInterrupted
 
@@ -105,15 +105,27 @@ def resolve_accelerator(accelerator: str) -> str:
     return accelerator
 
 
-def batches(split: Split, batch_size: int, *, device: str = "cpu", seed: int | None = None) -> Iterator[Batch]:
+def batches(
+    split: Split,
+    batch_size: int,
+    *,
+    device: str = "cpu",
+    seed: int | None = None,
+    rank: int = 0,
+    world: int = 1,
+) -> Iterator[Batch]:
     """Batches of ``split`` in order, or shuffled with ``seed``; a classifier's labels as int64, other
-    tasks' as float32."""
+    tasks' as float32. With ``world`` processes, each batch is split among them and process ``rank`` gets
+    every ``world``-th example of it (a batch smaller than ``world`` borrows from the first ones)."""
     import numpy as np
     import torch
 
     order = np.arange(len(split)) if seed is None else np.random.default_rng(seed).permutation(len(split))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
+        if len(idx) < world:
+            idx = np.concatenate([idx, order[: world - len(idx)]])
+        idx = idx[rank::world]
         yield Batch(
             x=torch.from_numpy(split.x[idx]).to(device),
             y=torch.from_numpy(split.y[idx].astype(np.int64 if split.y.ndim == 1 else np.float32)).to(device),
@@ -154,7 +166,8 @@ class Checkpointer:
     every ``every`` steps, at each epoch's end and when a stop is requested (SIGINT/SIGTERM), and loads it
     back so a killed run continues exactly where its last checkpoint left it.
 
-    The file is written atomically with ``torch.save`` and read with ``torch.load(weights_only=True)``.
+    The file is written atomically with ``torch.save`` and read with ``torch.load(weights_only=True)``. Under
+    torchrun, rank 0 writes it and every process reads it.
     """
 
     def __init__(self, path: Path, every: int = 50) -> None:
@@ -168,7 +181,7 @@ class Checkpointer:
         if not self.path.is_file():
             return None
         try:
-            state = torch.load(self.path, weights_only=True)
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise TrainingError(
                 f"the checkpoint cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0]}",
@@ -178,6 +191,9 @@ class Checkpointer:
         return state if state.get("phase") == phase else None
 
     def save(self, state: dict[str, Any]) -> None:
+        distributed.on_main(self._write, state)
+
+    def _write(self, state: dict[str, Any]) -> None:
         import torch
 
         from edgepeft.atomic import atomic_file
@@ -208,9 +224,22 @@ def fit(
     the techniques' own parameters (:meth:`Technique.trainable`) train with the model's.
     ``on_step(hook_name, state)`` feeds the lifecycle hooks. With
     ``checkpoint``, training resumes from the phase's last checkpoint and saves new ones as it goes.
+
+    Under torchrun (:mod:`edgepeft.distributed`), ``ctx.batch_size`` stays the global batch: each of the
+    processes trains on its share of every batch (the same steps and learning-rate schedule as one process),
+    DDP averages the gradients, the losses reported are averaged over the processes, and rank 0 scores the
+    validation split and keeps the model every process continues with after each epoch.
     """
     import torch
 
+    rank, world = distributed.rank(), distributed.world()
+    if min(ctx.batch_size, len(ctx.data.train)) < world:
+        raise ConfigError(
+            f"{world} processes cannot share batches of {min(ctx.batch_size, len(ctx.data.train))} examples",
+            where="[data] batch_size",
+            fix=f"Set batch_size to at least {world} (a multiple of it gives every process as many examples), "
+            "or start fewer processes (torchrun --nproc-per-node)",
+        )
     model.to(ctx.device)
     extra = [p for technique in techniques for p in technique.trainable()]
     groups = [{"params": list(model.parameters())}, *([{"params": extra, "weight_decay": 0.0}] if extra else [])]
@@ -241,6 +270,7 @@ def fit(
         best_score = saved.get("best_val_score", saved.get("best_val_accuracy"))  # the key before multi-head tasks
         best = FitResult(saved["best_epoch"], best_score, list(saved["history"]))
         best_state = saved["best_state"]
+    net = distributed.wrap(model)
 
     def save(epoch: int, step_in_epoch: int) -> None:
         if checkpoint is None:
@@ -268,7 +298,8 @@ def fit(
     task = progress.add_task(phase, total=epochs * steps_per_epoch, completed=step) if progress is not None else None
     for epoch in range(first_epoch, epochs + 1):
         model.train()
-        epoch_batches = batches(ctx.data.train, ctx.batch_size, device=ctx.device, seed=ctx.seed * 10_007 + epoch)
+        seed = ctx.seed * 10_007 + epoch
+        epoch_batches = batches(ctx.data.train, ctx.batch_size, device=ctx.device, seed=seed, rank=rank, world=world)
         for index, batch in enumerate(epoch_batches):
             if epoch == first_epoch and index < skip:
                 continue  # done before the checkpoint this run resumed from
@@ -278,7 +309,7 @@ def fit(
                 on_step("edgepeft_before_step", state)
             try:
                 with mixed_precision():
-                    logits = model(batch.x)
+                    logits = net(batch.x)
                     terms = tasks.head_losses(ctx.data.heads, logits, batch.y)
                     for technique in techniques:
                         terms = technique.loss_terms(terms, batch, logits.float())
@@ -288,7 +319,11 @@ def fit(
                     f"out of memory at batch size {ctx.batch_size} (step {step} of the {phase}, on {ctx.device})",
                     fix=f"Set a smaller [data] batch_size in the recipe, e.g. {max(1, ctx.batch_size // 2)}",
                 ) from None
-            loss_value = loss.item()
+            requested = float(checkpoint is not None and checkpoint.stop_requested)  # one process's stop stops all
+            values = torch.stack([t.detach().float() for t in (loss, *terms.values())])
+            loss_value, *term_values, stop = distributed.mean(
+                torch.cat([values, values.new_tensor([requested])])
+            ).tolist()
             if not math.isfinite(loss_value):
                 kept = (
                     f"; the last good checkpoint is {checkpoint.path}"
@@ -301,24 +336,26 @@ def fit(
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            distributed.average_gradients(extra)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
             running += loss_value
             state.loss = loss_value
-            state.loss_terms = {k: v.item() for k, v in terms.items()}
+            state.loss_terms = dict(zip(terms, term_values, strict=True))
             if on_step is not None:
                 on_step("edgepeft_after_step", state)
             if progress is not None:
                 progress.update(task, advance=1, description=f"{phase} epoch {epoch}/{epochs} loss {state.loss:.3f}")
-            if checkpoint is not None and (checkpoint.stop_requested or step % checkpoint.every == 0):
+            if checkpoint is not None and (stop or step % checkpoint.every == 0):
                 save(epoch, index + 1)
-                if checkpoint.stop_requested:
+                if stop:
                     raise TrainingInterrupted(
                         f"interrupted at step {step} (epoch {epoch}) of the {phase}; the checkpoint is saved",
                         where=str(checkpoint.path),
                     )
-        val_acc = score(model, ctx.data, ctx.data.validation)
+        distributed.sync(model)
+        val_acc = distributed.broadcast(score(model, ctx.data, ctx.data.validation) if rank == 0 else 0.0)
         best.history.append({"epoch": epoch, "loss": running / steps_per_epoch, "val_score": val_acc})
         log.info(
             "%s epoch %d/%d: loss %.4f, validation score %.4f",

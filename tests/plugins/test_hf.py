@@ -1,0 +1,119 @@
+"""The hf-classifier model family: the packaged MiniLM, students cut from its layers, no downloads, exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+import edgepeft
+from edgepeft.plugins import default_manager
+from edgepeft.train import predict
+
+pytest.importorskip("transformers")
+
+TEXTS = ["a gorgeous, witty, seductive movie.", "the film is a mess from start to finish", "dull", "a triumph"]
+
+
+@pytest.fixture(scope="module")
+def family():
+    return default_manager().models.get("hf-classifier")
+
+
+@pytest.fixture(scope="module")
+def ids() -> np.ndarray:
+    from edgepeft_hf import model_folder
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_folder("all-minilm-l6-v2")), local_files_only=True)
+    encoded = tokenizer(TEXTS, padding="max_length", max_length=24, truncation=True, return_tensors="np")
+    return encoded["input_ids"].astype(np.float32)
+
+
+def test_a_student_keeps_the_chosen_teacher_layers_and_rebuilds_without_pretrained_weights(family, ids):
+    teacher = family().build(family.Options(), (24,), 2)
+    student = family().build(family.Options(layers=[0, 5]), (24,), 2)
+    layers = student.model.base_model.encoder.layer
+    assert len(layers) == 2 and student.model.config.num_hidden_layers == 2
+    for kept, source in zip(layers, (0, 5), strict=True):
+        original = teacher.model.base_model.encoder.layer[source]
+        assert torch.equal(kept.output.dense.weight, original.output.dense.weight)
+    assert sum(p.numel() for p in student.parameters()) < sum(p.numel() for p in teacher.parameters()) * 0.7
+    rebuilt = family().build(family.Options(layers=[0, 5], pretrained=False), (24,), 2)
+    rebuilt.load_state_dict(student.state_dict())
+    np.testing.assert_allclose(predict(rebuilt, ids), predict(student, ids), atol=1e-6)
+
+
+def test_padding_is_masked(family, ids):
+    model = family().build(family.Options(layers=[0]), (24,), 2)
+    longer = np.concatenate([ids, np.zeros((len(ids), 8), np.float32)], axis=1)  # more [PAD] (id 0)
+    np.testing.assert_allclose(predict(model, longer), predict(model, ids), atol=1e-5)
+
+
+def test_no_downloads_and_bad_options_are_clear(family):
+    with pytest.raises(edgepeft.ConfigError, match="'bert-base-uncased' is not a local folder; edgepeft does not"):
+        family().build(family.Options(path="bert-base-uncased"), (24,), 2)
+    with pytest.raises(edgepeft.ConfigError, match=r"layers \[7\] do not exist: the model .* has 6 encoder layers"):
+        family().build(family.Options(layers=[0, 7]), (24,), 2)
+    with pytest.raises(ValidationError, match="set pretrained = false"):
+        family.Options(hidden_size=128)
+    with pytest.raises(edgepeft.ConfigError, match="takes token ids"):
+        family().build(family.Options(), (1, 8, 8), 10)
+    narrow = family().build(family.Options(hidden_size=128, pretrained=False, layers=[0, 1]), (24,), 2)
+    assert narrow.model.config.hidden_size == 128 and narrow.model.config.num_attention_heads == 2
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+def test_exports_match_pytorch(family, ids, backend, tmp_path):
+    cls = default_manager().backends.get(backend)
+    if cls.unavailable_reason():
+        pytest.skip(cls.unavailable_reason())
+    model = family().build(family.Options(layers=[0, 5]), (24,), 2).eval()
+    artifact = cls().export(model, ids[:2], tmp_path, edgepeft.ExportOptions(batch_size=2))
+    runner = cls().load(artifact, edgepeft.ExportOptions())
+    np.testing.assert_allclose(runner(ids), predict(model, ids), atol=1e-4)
+
+
+def _tiny_task(ids: np.ndarray) -> edgepeft.TaskData:
+    x, y = np.repeat(ids, 8, axis=0), np.tile(np.array([1, 0, 0, 1]), 8)
+    split = edgepeft.Split(x, y)
+    return edgepeft.TaskData("tiny-text", split, split, split, labels=["rotten", "fresh"])
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, ids, merge):
+    from edgepeft.train import TrainContext, fit
+
+    manager = default_manager()
+    lora = manager.techniques.get("lora")
+    technique = lora(lora.Options(merge=merge))
+    data = _tiny_task(ids)
+    ctx = TrainContext(data=data, teacher=None, batch_size=8, seed=0)
+    torch.manual_seed(0)
+    base = family().build(family.Options(), (24,), 2)
+    frozen = base.model.base_model.encoder.layer[3].attention.self.query.weight.detach().clone()
+    adapted = technique.adapt(base, ctx)
+    history = fit(adapted, ctx, phase="teacher", epochs=3, lr=5e-3, techniques=[technique]).history
+    result = technique.compress(adapted, ctx)
+    assert result.report["trainable_share"] < 0.05 and result.report["total_parameters"] > 22_000_000
+    outputs = predict(result.model, ids)
+    if merge:
+        assert result.record is None and set(result.model.state_dict()) == set(base.state_dict())
+        merged = result.model.model.base_model.encoder.layer[3].attention.self.query.weight
+        assert not torch.equal(merged, frozen)  # the adapter's update is folded in
+    else:
+        rebuilt = lora.rebuild(family().build(family.Options(pretrained=False), (24,), 2), result.record)
+        rebuilt.load_state_dict(result.model.state_dict())
+        np.testing.assert_allclose(predict(rebuilt, ids), outputs, atol=1e-5)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_lora_names_layers_it_cannot_adapt(family):
+    from edgepeft.train import TrainContext
+
+    lora = default_manager().techniques.get("lora")
+    model = family().build(family.Options(layers=[0]), (24,), 2)
+    ctx = TrainContext(data=None, teacher=None, batch_size=8, seed=0)
+    with pytest.raises(edgepeft.ConfigError, match="lora cannot adapt the model"):
+        lora(lora.Options(targets=["no_such_layer"])).adapt(model, ctx)
