@@ -41,12 +41,18 @@ class TechniqueSection(BaseModel):
     name: str
 
 
+class TeacherSection(ModelSection):
+    techniques: list[TechniqueSection] = Field(
+        default_factory=list, description="Techniques that shape the teacher's training, e.g. lora."
+    )
+
+
 class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run folder name.")
     description: str = ""
     seed: int = Field(0, ge=0)
     data: DataSection
-    teacher: ModelSection
+    teacher: TeacherSection
     student: ModelSection
     techniques: list[TechniqueSection] = Field(default_factory=list)
     search: dict[str, Any] | None = Field(None, description="Read by `edgepeft search`; training ignores it.")
@@ -62,6 +68,7 @@ class ResolvedRecipe:
     teacher_options: BaseModel
     student_options: BaseModel
     techniques: list[Technique]
+    teacher_techniques: list[Technique] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as it ran, every default written out (saved as the run's ``recipe.toml``)."""
@@ -69,11 +76,16 @@ class ResolvedRecipe:
         # TOML has no null: an unset optional key is left out, which reads back as the same default.
         out["data"]["options"] = self.data_options.model_dump(mode="json", exclude_none=True)
         out["teacher"]["options"] = self.teacher_options.model_dump(mode="json", exclude_none=True)
+        out["teacher"].pop("techniques")
+        if self.teacher_techniques:  # left out when empty: a plain teacher's cache key stays as it was
+            out["teacher"]["techniques"] = _dump(self.teacher_techniques)
         out["student"]["options"] = self.student_options.model_dump(mode="json", exclude_none=True)
-        out["techniques"] = [
-            {"name": t.name, **t.options.model_dump(mode="json", exclude_none=True)} for t in self.techniques
-        ]
+        out["techniques"] = _dump(self.techniques)
         return out
+
+
+def _dump(techniques: list[Technique]) -> list[dict[str, Any]]:
+    return [{"name": t.name, **t.options.model_dump(mode="json", exclude_none=True)} for t in techniques]
 
 
 def with_data_dir(resolved: ResolvedRecipe, folder: Path, manager: PluginManager) -> ResolvedRecipe:
@@ -117,18 +129,22 @@ def resolve(data: dict[str, Any], text: str | None, source: str, manager: Plugin
     dataset = manager.datasets.get(recipe.data.dataset, where=where("data", "dataset"))
     teacher = manager.models.get(recipe.teacher.model, where=where("teacher", "model"))
     student = manager.models.get(recipe.student.model, where=where("student", "model"))
-    techniques = []
-    for i, section in enumerate(recipe.techniques):
-        cls = manager.techniques.get(section.name, where=where("techniques", i, "name"))
-        options = parse(cls.Options, section.model_extra or {}, source, text, prefix=("techniques", i))
-        techniques.append(cls(options))
+
+    def techniques_of(sections: list[TechniqueSection], *at: str) -> list[Technique]:
+        out = []
+        for i, section in enumerate(sections):
+            cls = manager.techniques.get(section.name, where=where(*at, i, "name"))
+            out.append(cls(parse(cls.Options, section.model_extra or {}, source, text, prefix=(*at, i))))
+        return out
+
     return ResolvedRecipe(
         recipe=recipe,
         source=source,
         data_options=parse(dataset.Options, recipe.data.options, source, text, prefix=("data", "options")),
         teacher_options=parse(teacher.Options, recipe.teacher.options, source, text, prefix=("teacher", "options")),
         student_options=parse(student.Options, recipe.student.options, source, text, prefix=("student", "options")),
-        techniques=techniques,
+        techniques=techniques_of(recipe.techniques, "techniques"),
+        teacher_techniques=techniques_of(recipe.teacher.techniques, "teacher", "techniques"),
     )
 
 

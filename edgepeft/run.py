@@ -51,6 +51,8 @@ LOG = "train.log"
 CHECKPOINT = "checkpoint.pt"
 FINGERPRINT = "fingerprint.txt"
 PROGRESS = "progress.json"
+TECHNIQUES = "techniques.json"
+"""What the teacher's techniques reported (e.g. lora's trainable share), kept with the cached teacher."""
 STAGES = "stages"
 TEACHERS = ".teachers"
 
@@ -67,6 +69,8 @@ class ModelReport:
     size_bytes: int
     model: dict[str, Any]
     """What the model family says about the trained model (:meth:`ModelFamily.describe`)."""
+    techniques: list[dict[str, Any]]
+    """What the techniques that shaped its training reported (the teacher's, e.g. lora's trainable share)."""
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -192,6 +196,7 @@ class Trainer:
             parameters=count_parameters(model),
             size_bytes=(directory / WEIGHTS).stat().st_size,
             model=self.manager.models.get(section.model)().describe(model, data),
+            techniques=json.loads((directory / TECHNIQUES).read_text()) if (directory / TECHNIQUES).is_file() else [],
         )
 
     def _spec(
@@ -235,8 +240,21 @@ class Trainer:
             log.info("reusing the cached teacher in %s", cached)
             return model
         model = self._build(section, options, data, ctx.seed)
-        self._train("teacher", model, section, ctx)
-        distributed.on_main(self._save_teacher, model, self._spec(section, options, data, model), key, work, shared)
+        techniques = self.resolved.teacher_techniques
+        for technique in techniques:
+            model = technique.adapt(model, ctx)
+        self._train("teacher", model, section, ctx, techniques)
+        edits, reports = [], []
+        for technique in techniques:  # e.g. merge adapters into the weights
+            compressed = technique.compress(model, ctx)
+            if compressed is None:
+                continue
+            model = compressed.model
+            if compressed.record is not None:
+                edits.append(ModelEdit(technique=technique.name, record=compressed.record))
+            reports.append({"technique": technique.name, **compressed.report})
+        spec = self._spec(section, options, data, model, edits)
+        distributed.on_main(self._save_teacher, model, spec, reports, key, work, shared)
         return model
 
     def _keep_teacher(self, cached: Path, folder: Path, shared: Path) -> None:
@@ -245,8 +263,11 @@ class Trainer:
         if not shared.is_dir():
             self._share_teacher(folder, shared)
 
-    def _save_teacher(self, model: torch.nn.Module, spec: ModelSpec, key: str, work: Path, shared: Path) -> None:
+    def _save_teacher(
+        self, model: torch.nn.Module, spec: ModelSpec, reports: list[dict[str, Any]], key: str, work: Path, shared: Path
+    ) -> None:
         save_model(model, spec, work / "teacher")
+        atomic.write_json(work / "teacher" / TECHNIQUES, reports)
         atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
         self._share_teacher(work / "teacher", shared)
 

@@ -34,7 +34,8 @@ class Compressed:
 class Technique(NeedsPackages):
     """Base class for technique plugins. Override what the technique needs; recipes compose them in order.
 
-    0. :meth:`adapt` changes the model before it trains (e.g. adds LoRA adapters to a teacher);
+    0. :meth:`adapt` changes the teacher before it trains, for techniques listed under
+       ``[[teacher.techniques]]`` (e.g. LoRA adapters), whose :meth:`compress` then runs after it trained;
     1. :meth:`setup` runs once before the student's first step (e.g. cache teacher outputs);
     2. :meth:`loss_terms` adjusts the named loss terms of every training step (the total is their sum);
     3. :meth:`compress` runs after the student has trained, in recipe order (prune, factorize,
@@ -55,8 +56,9 @@ class Technique(NeedsPackages):
         self.options = options
 
     def adapt(self, model: torch.nn.Module, ctx: TrainContext) -> torch.nn.Module:
-        """The model to train in place of ``model`` (e.g. wrapped with adapters, most weights frozen); the
-        default trains ``model`` as it is. :meth:`compress` can undo the change after training."""
+        """The teacher to train in place of ``model`` (e.g. wrapped with adapters, most weights frozen) when
+        the technique is listed under ``[[teacher.techniques]]``; the default trains ``model`` as it is.
+        :meth:`compress` can undo the change after training (merge the adapters)."""
         return model
 
     def setup(self, ctx: TrainContext) -> None:
