@@ -132,8 +132,16 @@ def resolve(data: dict[str, Any], text: str | None, source: str, manager: Plugin
 
     def techniques_of(sections: list[TechniqueSection], *at: str) -> list[Technique]:
         out = []
+        teacher = at[0] == "teacher"
         for i, section in enumerate(sections):
             cls = manager.techniques.get(section.name, where=where(*at, i, "name"))
+            if not (cls.for_teacher if teacher else cls.for_student):
+                other = "[[techniques]] (the student's)" if teacher else "[[teacher.techniques]]"
+                raise ConfigError(
+                    f"technique {cls.name!r} does not apply to the {'teacher' if teacher else 'student'}",
+                    where=where(*at, i, "name"),
+                    fix=f"List it under {other}",
+                )
             out.append(cls(parse(cls.Options, section.model_extra or {}, source, text, prefix=(*at, i))))
         return out
 

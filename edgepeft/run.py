@@ -417,7 +417,7 @@ class Trainer:
         the log and the latest checkpoint; ``resume=True`` continues from it. Under torchrun every process
         trains, rank 0 alone writes (and logs), and the others return once the run folder is published.
         """
-        for technique in self.resolved.techniques:  # checked here: loading a finished run needs none of them
+        for technique in [*self.resolved.teacher_techniques, *self.resolved.techniques]:  # loading needs none
             reason = technique.unavailable_reason()
             if reason:
                 raise ConfigError(f"technique {technique.name!r} cannot run here: {reason}", where=self.resolved.source)

@@ -320,7 +320,7 @@ def fit(
                     fix=f"Set a smaller [data] batch_size in the recipe, e.g. {max(1, ctx.batch_size // 2)}",
                 ) from None
             requested = float(checkpoint is not None and checkpoint.stop_requested)  # one process's stop stops all
-            values = torch.stack([t.detach().float() for t in (loss, *terms.values())])
+            values = torch.stack([t.detach().float().reshape(()) for t in (loss, *terms.values())])
             loss_value, *term_values, stop = distributed.mean(
                 torch.cat([values, values.new_tensor([requested])])
             ).tolist()

@@ -94,3 +94,14 @@ def test_wrong_scalar_types_and_ranges_are_errors(tmp_path, manager):
         _load(tmp_path, manager, "seed = -5\n" + BASE)
     with pytest.raises(ConfigError, match=r"student\.options\.channels\.0: .*greater than 0"):
         _load(tmp_path, manager, BASE.replace("[[techniques]]", "[student.options]\nchannels = [0]\n\n[[techniques]]"))
+
+
+def test_a_technique_listed_for_the_wrong_model_names_the_line(manager, tmp_path):
+    student_lora = write_recipe(tmp_path / "a.toml", tiny_recipe(techniques=[{"name": "lora"}]))
+    with pytest.raises(ConfigError, match="technique 'lora' does not apply to the student") as info:
+        load_recipe(student_lora, manager)
+    assert "a.toml:" in str(info.value) and "[[teacher.techniques]]" in info.value.fix
+    recipe = tiny_recipe()
+    recipe["teacher"]["techniques"] = [{"name": "distill"}]
+    with pytest.raises(ConfigError, match="technique 'distill' does not apply to the teacher"):
+        load_recipe(write_recipe(tmp_path / "b.toml", recipe), manager)

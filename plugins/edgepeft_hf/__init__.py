@@ -174,6 +174,8 @@ class Lora(Technique):
     requires = ("peft",)
     install_hint = "pip install 'edgepeft[hf]'"
     example_data = "rotten-tomatoes"
+    for_teacher = True
+    for_student = False
 
     def config(self) -> Any:
         import peft
@@ -195,7 +197,7 @@ class Lora(Technique):
         except ValueError as exc:
             raise edgepeft.ConfigError(
                 f"lora cannot adapt the model: {str(exc).splitlines()[0]}",
-                where="[[techniques]] lora.targets",
+                where="[[teacher.techniques]] lora.targets",
                 fix="Name linear layers of the model, e.g. query, key, value, dense",
             ) from None
         trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
@@ -214,13 +216,14 @@ class Lora(Technique):
         report = {"trainable_parameters": trainable, "total_parameters": total, "trainable_share": trainable / total}
         if self.options.merge:
             return Compressed(model=model.merge_and_unload(), report=report)
-        return Compressed(model=model, record=self.options.model_dump(mode="json"), report=report)
+        # the model with its adapters injected, called as before (a PeftModel's forward(*args) does not export)
+        return Compressed(model=model.get_base_model(), record=self.options.model_dump(mode="json"), report=report)
 
     @classmethod
     def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:
         import peft
 
-        return peft.get_peft_model(model, cls(LoraOptions(**record)).config())
+        return peft.get_peft_model(model, cls(LoraOptions(**record)).config()).get_base_model()
 
 
 @edgepeft.hookimpl

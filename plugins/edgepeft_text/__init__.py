@@ -141,9 +141,14 @@ def text_task(
     where: str,
 ) -> TaskData:
     """``texts`` (class indices ``labels`` into ``classes``) split with ``seed``, tokenized by the tokenizer in
-    ``folder`` as ``options`` say."""
+    ``folder`` as ``options`` say. A text whose tokens repeat an earlier one's is dropped (the first kept), so
+    no held-out example reaches the model as a copy of a training example."""
     import numpy as np
 
+    x = encode(texts, folder, options.max_length)
+    unique = np.sort(np.unique(x, axis=0, return_index=True)[1])
+    duplicates = len(texts) - len(unique)
+    texts, labels, x = [texts[i] for i in unique], labels[unique], x[unique]
     train, val, test = edgepeft.stratified_split(labels, (options.validation_fraction, options.test_fraction), seed)
     for split_name, indices in (("train", train), ("validation", val), ("test", test)):
         counts = np.bincount(labels[indices], minlength=len(classes))
@@ -154,7 +159,6 @@ def text_task(
                 where=where,
                 fix="Add more examples of that class, or change validation_fraction / test_fraction in [data.options]",
             )
-    x = encode(texts, folder, options.max_length)
     lengths = token_lengths([texts[i] for i in train], folder)
     tokenizer = load_tokenizer(folder)
     return TaskData(
@@ -171,6 +175,7 @@ def text_task(
             "pad_token_id": int(tokenizer.pad_token_id),
             "lowercase": lowercases(tokenizer),
             "truncated": float(np.mean(lengths > options.max_length)),
+            "duplicates_dropped": duplicates,
         },
     )
 

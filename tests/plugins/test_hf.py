@@ -82,7 +82,7 @@ def _tiny_task(ids: np.ndarray) -> edgepeft.TaskData:
 
 
 @pytest.mark.parametrize("merge", [True, False])
-def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, ids, merge):
+def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, ids, merge, tmp_path):
     from edgepeft.train import TrainContext, fit
 
     manager = default_manager()
@@ -106,6 +106,11 @@ def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, 
         rebuilt = lora.rebuild(family().build(family.Options(pretrained=False), (24,), 2), result.record)
         rebuilt.load_state_dict(result.model.state_dict())
         np.testing.assert_allclose(predict(rebuilt, ids), outputs, atol=1e-5)
+        onnx = manager.backends.get("onnx")()  # the adapters stay in the graph, called as the plain model
+        runner = onnx.load(
+            onnx.export(rebuilt.eval(), ids[:2], tmp_path, edgepeft.ExportOptions()), edgepeft.ExportOptions()
+        )
+        np.testing.assert_allclose(runner(ids), outputs, atol=1e-4)
     assert history[-1]["loss"] < history[0]["loss"]
 
 

@@ -9,6 +9,7 @@ import pytest
 from edgepeft_text import (
     BUILTIN_TOKENIZER,
     ROTTEN_TOMATOES_LABELS,
+    encode,
     load_tokenizer,
     read_rotten_tomatoes,
     rotten_tomatoes_file,
@@ -72,15 +73,21 @@ def test_rotten_tomatoes_splits_stratified(rotten):
     rotten.check()
     assert rotten.labels == ["rotten", "fresh"] and rotten.input_shape == (64,)
     splits = (rotten.train, rotten.validation, rotten.test)
-    assert [len(s) for s in splits] == [8966, 1280, 2562]
+    # 12,808 snippets; 57 whose tokens repeat another's are dropped, so no held-out row copies a train row
+    assert rotten.preprocessing["duplicates_dropped"] == 57
+    assert [len(s) for s in splits] == [8925, 1275, 2551]
     counts = np.array([np.bincount(s.y, minlength=2) for s in splits])
-    assert counts.sum(axis=0).tolist() == [5405, 7403]
-    assert np.allclose(counts[:, 0] / counts.sum(axis=1), 5405 / 12808, atol=0.002)
+    assert counts.sum(axis=0).tolist() == [5383, 7368]
+    assert np.allclose(counts[:, 0] / counts.sum(axis=1), 5383 / 12751, atol=0.002)
+    train = {tuple(row) for row in rotten.train.x.astype(np.int64).tolist()}
+    assert not any(tuple(row) in train for row in rotten.test.x.astype(np.int64).tolist())
     assert all(s.x.dtype == np.float32 and s.y.dtype == np.int64 for s in splits)
 
 
 def test_rotten_tomatoes_rows_decode_to_their_texts(rotten, reviews, tokenizer):
     texts, labels = reviews
+    kept = np.sort(np.unique(encode(texts, tokenizer_folder(BUILTIN_TOKENIZER), 64), axis=0, return_index=True)[1])
+    texts, labels = [texts[i] for i in kept], labels[kept]  # the snippets whose tokens repeat none before
     train, val, test = edgepeft.stratified_split(labels, (0.1, 0.2), 0)
     for split, rows in ((rotten.train, train), (rotten.validation, val), (rotten.test, test)):
         assert np.array_equal(split.y, labels[rows])
@@ -98,6 +105,7 @@ def test_rotten_tomatoes_preprocessing(rotten, reviews):
         "max_length": 64,
         "pad_token_id": 0,
         "lowercase": True,
+        "duplicates_dropped": 57,
     }
     assert 0 < pre["truncated"] < 0.002  # 64 tokens hold all but a handful of snippets
 
@@ -145,7 +153,10 @@ def test_text_csv_reads_texts_and_sorted_labels(tmp_path, tokenizer):
         ("text,label\nx,a,extra\n", "line 2: 3 fields, the header has 2"),
         ("text,label\n", "the file holds a header but no rows"),
         ("text,label\n" + "t,only\n" * 20, "the 'label' column holds 1 class(es), a classifier needs at least 2"),
-        ("text,label\n" + "t,a\n" * 20 + "t,b\n", "class 'b' has 1 example(s), too few to put one in the validation"),
+        (
+            "text,label\n" + "".join(f"t{i},a\n" for i in range(20)) + "u,b\n",
+            "class 'b' has 1 example(s), too few to put one in the validation",
+        ),
     ],
 )
 def test_text_csv_errors_say_where(tmp_path, body, message):
