@@ -1,6 +1,6 @@
 """Text classification end to end on real review snippets: a MiniLM teacher fine-tuned through LoRA adapters
-(merged before saving), a student cut from its layers distilled from it, and the student's export through
-the parity gate."""
+(merged before saving), a student cut from its layers distilled from it with its vocabulary pruned to the
+train split's tokens, and the student's export through the parity gate."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
             "techniques": [{"name": "lora", "r": 4, "targets": ["query", "value"]}],
         },
         "student": {"model": "hf-classifier", "epochs": 1, "lr": 0.0005, "options": {"layers": [0]}},
-        "techniques": [{"name": "distill", "alpha": 0.5, "temperature": 2.0}],
+        "techniques": [{"name": "distill", "alpha": 0.5, "temperature": 2.0}, {"name": "prune-vocab"}],
     }
     path = write_recipe(root / "tiny-text.toml", recipe)
     result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(root / "runs")], obj=default_manager())
@@ -60,7 +60,9 @@ def test_the_teacher_trains_through_merged_adapters(trained):
     assert lora["trainable_parameters"] < 0.05 * lora["total_parameters"]
     spec = json.loads((trained / "teacher" / "model.json").read_text())
     assert spec["edits"] == []  # merged: the saved teacher is the plain model
-    assert metrics["student"]["parameters"] < metrics["teacher"]["parameters"]
+    assert metrics["student"]["parameters"] < metrics["teacher"]["parameters"] / 3
+    (vocabulary,) = metrics["stages"]
+    assert vocabulary["stage"] == "02-prune-vocab" and vocabulary["vocabulary_after"] < 5_000
     recipe = (trained / "recipe.toml").read_text()
     assert "[[teacher.techniques]]" in recipe and 'name = "lora"' in recipe
 

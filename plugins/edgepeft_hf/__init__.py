@@ -20,7 +20,7 @@ import functools
 import importlib.util
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
@@ -84,16 +84,35 @@ def classifier_class() -> type[torch.nn.Module]:
     from torch import nn
 
     class TokenClassifier(nn.Module):
-        """Float token ids in, class logits out; ``model`` is the Hugging Face module."""
+        """Float token ids in, class logits out; ``model`` is the Hugging Face module. After vocabulary
+        pruning, ``token_map`` maps the tokenizer's ids to the rows the pruned embedding kept."""
 
         def __init__(self, model: nn.Module, pad_token_id: int) -> None:
             super().__init__()
             self.model = model
             self.pad_token_id = pad_token_id
+            self.register_buffer("token_map", None)  # set (and saved) by prune_vocabulary
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             ids = x.to(torch.int64)
-            return self.model(input_ids=ids, attention_mask=(ids != self.pad_token_id).to(torch.int64)).logits
+            mask = (ids != self.pad_token_id).to(torch.int64)
+            if self.token_map is not None:  # index_select exports to ONNX Gather and TFLite GATHER alike
+                ids = torch.index_select(self.token_map, 0, ids.reshape(-1)).reshape(ids.shape)
+            return self.model(input_ids=ids, attention_mask=mask).logits
+
+        def prune_vocabulary(self, kept: list[int], unknown: int) -> None:
+            """Keep the embedding rows of the token ids ``kept`` (in that order); any other id reads the row
+            of ``unknown`` (which ``kept`` holds)."""
+            embedding = self.model.get_input_embeddings()
+            rows = torch.tensor(kept, dtype=torch.int64)
+            pruned = nn.Embedding(len(kept), embedding.embedding_dim, padding_idx=None)
+            with torch.no_grad():
+                pruned.weight.copy_(embedding.weight[rows])
+            token_map = torch.full((embedding.num_embeddings,), kept.index(unknown), dtype=torch.int64)
+            token_map[rows] = torch.arange(len(kept))
+            self.model.set_input_embeddings(pruned)
+            self.model.config.vocab_size = len(kept)
+            self.token_map = token_map
 
     return TokenClassifier
 
@@ -226,6 +245,59 @@ class Lora(Technique):
         return peft.get_peft_model(model, cls(LoraOptions(**record)).config()).get_base_model()
 
 
+class VocabularyOptions(StrictModel):
+    keep: Literal["train"] = Field("train", description="Keep the tokens the train split uses (and the specials).")
+
+
+class PruneVocabulary(Technique):
+    name = "prune-vocab"
+    description = "keep only the embedding rows of tokens the train split uses; other ids read [UNK]'s row"
+    Options = VocabularyOptions
+    example_data = "rotten-tomatoes"
+
+    def compress(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed | None:
+        """The model with its token embedding cut to the train split's tokens; the tokenizer is unchanged (the
+        model maps its ids). Exact on every text whose tokens all occur in the train split."""
+        import numpy as np
+
+        if not hasattr(model, "prune_vocabulary"):
+            raise edgepeft.ConfigError(
+                f"prune-vocab needs an hf-classifier student, not {type(model).__name__}",
+                where="[[techniques]] prune-vocab",
+                fix='Remove the technique, or use model = "hf-classifier"',
+            )
+        folder = ctx.data.preprocessing.get("tokenizer_folder")
+        if folder is None:
+            raise edgepeft.ConfigError(
+                f"prune-vocab needs a text data set that names its tokenizer, not {ctx.data.name!r}",
+                where="[[techniques]] prune-vocab",
+                fix="Use a text data set (rotten-tomatoes, text-csv)",
+            )
+        import transformers
+
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        unknown = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
+        used = set(np.unique(ctx.data.train.x.astype(np.int64)).tolist()) | set(tokenizer.all_special_ids)
+        config = model.model.config
+        before, vocabulary = sum(p.numel() for p in model.parameters()), config.vocab_size
+        kept = sorted(used)
+        model.prune_vocabulary(kept, unknown)
+        validation = ctx.data.validation.x.astype(np.int64)
+        unseen = float(np.mean(~np.isin(validation[validation != config.pad_token_id], kept)))
+        report = {
+            "vocabulary_before": vocabulary,
+            "vocabulary_after": len(kept),
+            "parameters_removed": before - sum(p.numel() for p in model.parameters()),
+            "validation_tokens_unseen": unseen,
+        }
+        return Compressed(model=model, record={"kept": kept, "unknown": unknown}, report=report)
+
+    @classmethod
+    def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:
+        model.prune_vocabulary(record["kept"], record["unknown"])
+        return model
+
+
 @edgepeft.hookimpl
 def edgepeft_register_models(register: edgepeft.Registrar) -> None:
     register(HFClassifier)
@@ -234,3 +306,4 @@ def edgepeft_register_models(register: edgepeft.Registrar) -> None:
 @edgepeft.hookimpl
 def edgepeft_register_techniques(register: edgepeft.Registrar) -> None:
     register(Lora)
+    register(PruneVocabulary)

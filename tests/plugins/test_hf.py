@@ -122,3 +122,37 @@ def test_lora_names_layers_it_cannot_adapt(family):
     ctx = TrainContext(data=None, teacher=None, batch_size=8, seed=0)
     with pytest.raises(edgepeft.ConfigError, match="lora cannot adapt the model"):
         lora(lora.Options(targets=["no_such_layer"])).adapt(model, ctx)
+
+
+def test_vocabulary_pruning_keeps_the_train_tokens_exactly_and_maps_the_rest_to_unknown(family, ids, tmp_path):
+    import dataclasses
+
+    from edgepeft_hf import model_folder
+
+    from edgepeft.train import TrainContext
+
+    manager = default_manager()
+    data = dataclasses.replace(
+        _tiny_task(ids), preprocessing={"tokenizer_folder": str(model_folder("all-minilm-l6-v2"))}
+    )
+    model = family().build(family.Options(layers=[0]), (24,), 2).eval()
+    before = predict(model, ids)
+    unseen = ids.copy()
+    unseen[0, 1] = 7592  # "hello": not in the train split's texts
+    as_unknown = unseen.copy()
+    as_unknown[0, 1] = 100  # [UNK]
+    expected_unseen = predict(model, as_unknown)
+    prune = manager.techniques.get("prune-vocab")
+    result = prune(prune.Options()).compress(model, TrainContext(data=data, teacher=None, batch_size=8, seed=0))
+    assert result.report["vocabulary_before"] == 30522 and result.report["vocabulary_after"] < 40
+    assert result.report["parameters_removed"] > 11_000_000
+    np.testing.assert_allclose(predict(result.model, ids), before, atol=1e-5)
+    np.testing.assert_allclose(predict(result.model, unseen), expected_unseen, atol=1e-5)
+    rebuilt = prune.rebuild(family().build(family.Options(layers=[0], pretrained=False), (24,), 2), result.record)
+    rebuilt.load_state_dict(result.model.state_dict())
+    np.testing.assert_allclose(predict(rebuilt, unseen), expected_unseen, atol=1e-5)
+    onnx = manager.backends.get("onnx")()
+    runner = onnx.load(
+        onnx.export(rebuilt.eval(), ids[:2], tmp_path, edgepeft.ExportOptions()), edgepeft.ExportOptions()
+    )
+    np.testing.assert_allclose(runner(unseen), expected_unseen, atol=1e-4)
