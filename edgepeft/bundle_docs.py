@@ -141,6 +141,38 @@ def _head_outputs(heads: tuple[Head, ...]) -> list[str]:
     ]
 
 
+def _litert_start(file: str, threads: int, math: list[str]) -> list[str]:
+    """The opening of a Kotlin snippet: dependencies, imports (``kotlin.math`` names in ``math``), interpreter."""
+    return [
+        "## Load it on Android (Kotlin, LiteRT)",
+        "```kotlin",
+        '// build.gradle: implementation("com.google.ai.edge.litert:litert:1.4.0")',
+        '//               implementation("com.google.ai.edge.litert:litert-support:1.4.0")',
+        "import java.nio.ByteBuffer",
+        "import java.nio.ByteOrder",
+        *(f"import kotlin.math.{name}" for name in math),
+        "import org.tensorflow.lite.Interpreter",
+        "import org.tensorflow.lite.support.common.FileUtil",
+        "",
+        f'val interpreter = Interpreter(FileUtil.loadMappedFile(context, "{file}"),',
+        f"    Interpreter.Options().setNumThreads({threads}))",
+    ]
+
+
+def _put(variable: str, in_q: tuple[float, int] | None) -> str:
+    """Kotlin that appends the float ``variable`` to ``input``, quantized to int8 when the model takes int8."""
+    if in_q is None:
+        return f"input.putFloat({variable})"
+    return f"input.put(({variable} / {in_q[0]:.8g}f {_plus(in_q[1])}).roundToInt().coerceIn(-128, 127).toByte())"
+
+
+def _output_row(out_q: tuple[float, int] | None) -> tuple[str, str]:
+    """The Kotlin array type of an output row and the expression that reads one value ``it`` of it as float."""
+    if out_q is None:
+        return "FloatArray", "it"
+    return "ByteArray", f"(it {_plus(-out_q[1])}) * {out_q[0]:.8g}f"
+
+
 def _kotlin_heads(
     inp: dict[str, Any],
     out: dict[str, Any],
@@ -152,13 +184,7 @@ def _kotlin_heads(
 ) -> list[str]:
     """A Kotlin snippet for a multi-head model on float inputs: fill a batch of rows, read each head."""
     rows, columns = inp["shape"][0], int(np.prod(inp["shape"][1:]))
-    put = (
-        f"input.put((value / {in_q[0]:.8g}f {_plus(in_q[1])}).roundToInt().coerceIn(-128, 127).toByte())"
-        if in_q
-        else "input.putFloat(value)"
-    )
-    kind = "ByteArray" if out_q else "FloatArray"
-    value = f"(it {_plus(-out_q[1])}) * {out_q[0]:.8g}f" if out_q else "it"
+    kind, value = _output_row(out_q)
     reads = []
     for head, cols in Signature((), heads).columns():
         if head.kind == "binary":
@@ -168,23 +194,11 @@ def _kotlin_heads(
         else:
             reads.append(f"    val {head.name} = (0 until {head.width}).maxBy {{ row[{cols.start} + it] }}")
     return [
-        "## Load it on Android (Kotlin, LiteRT)",
-        "```kotlin",
-        '// build.gradle: implementation("com.google.ai.edge.litert:litert:1.4.0")',
-        '//               implementation("com.google.ai.edge.litert:litert-support:1.4.0")',
-        "import java.nio.ByteBuffer",
-        "import java.nio.ByteOrder",
-        "import kotlin.math.exp",
-        *(["import kotlin.math.roundToInt"] if in_q else []),
-        "import org.tensorflow.lite.Interpreter",
-        "import org.tensorflow.lite.support.common.FileUtil",
-        "",
-        f'val interpreter = Interpreter(FileUtil.loadMappedFile(context, "{file}"),',
-        f"    Interpreter.Options().setNumThreads({threads}))",
+        *_litert_start(file, threads, ["exp", *(["roundToInt"] if in_q else [])]),
         f"val input = ByteBuffer.allocateDirect({rows} * {columns} * {1 if in_q else 4})"
         ".order(ByteOrder.nativeOrder())",
         f"for (candidate in candidates) {{  // exactly {rows} rows (pad with copies of the last one)",
-        f"    for (value in candidate.columns) {put}  // {columns} columns, as listed above",
+        f"    for (value in candidate.columns) {_put('value', in_q)}  // {columns} columns, as listed above",
         "}",
         f"val output = Array({rows}) {{ {kind}({out['shape'][-1]}) }}",
         "interpreter.run(input, output)",
@@ -209,30 +223,13 @@ def _kotlin(
     """A Kotlin snippet sized from the model's own shapes (a fixed batch of ``rows`` examples)."""
     rows, classes = inp["shape"][0], out["shape"][-1]
     elements = int(np.prod(inp["shape"]))
-    put = (
-        f"input.put((x / {in_q[0]:.8g}f {_plus(in_q[1])}).roundToInt().coerceIn(-128, 127).toByte())"
-        if in_q
-        else "input.putFloat(x)"
-    )
-    kind = "ByteArray" if out_q else "FloatArray"
-    score = f"(it {_plus(-out_q[1])}) * {out_q[0]:.8g}f" if out_q else "it"
+    kind, score = _output_row(out_q)
     return [
-        "## Load it on Android (Kotlin, LiteRT)",
-        "```kotlin",
-        '// build.gradle: implementation("com.google.ai.edge.litert:litert:1.4.0")',
-        '//               implementation("com.google.ai.edge.litert:litert-support:1.4.0")',
-        "import java.nio.ByteBuffer",
-        "import java.nio.ByteOrder",
-        "import kotlin.math.roundToInt",
-        "import org.tensorflow.lite.Interpreter",
-        "import org.tensorflow.lite.support.common.FileUtil",
-        "",
-        f'val interpreter = Interpreter(FileUtil.loadMappedFile(context, "{file}"),',
-        f"    Interpreter.Options().setNumThreads({threads}))",
+        *_litert_start(file, threads, ["roundToInt"]),
         f"val input = ByteBuffer.allocateDirect({elements} * {1 if in_q else 4}).order(ByteOrder.nativeOrder())",
         f"for (raw in pixels) {{  // {elements} raw values: {rows} example(s), in the input's shape and layout",
         f"    val x = raw * {pre.get('scale', 1):g}f {_plus(pre.get('offset', 0))}f",
-        f"    {put}",
+        f"    {_put('x', in_q)}",
         "}",
         f"val output = Array({rows}) {{ {kind}({classes}) }}",
         "interpreter.run(input, output)",
