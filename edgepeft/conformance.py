@@ -156,16 +156,18 @@ def technique_round_trip(
     data, build = example_task(manager, type(technique).example_data)
     trained = build(True)
     ctx = TrainContext(data=data, teacher=copy.deepcopy(trained), batch_size=64, seed=0)
-    student = technique.adapt(trained, ctx)
+    adapted = technique.adapted(trained, ctx)
+    student = ctx.model = adapted.model
     technique.setup(ctx)
     fit(student, ctx, phase="student", epochs=1, lr=0.005, techniques=[technique])
     before = count_parameters(student)
     compressed = technique.compress(student, ctx)
     model = compressed.model if compressed is not None else student
-    if compressed is not None:  # a saved student must rebuild: from the record, or as built when there is none
+    records = [r for r in (adapted.record, compressed.record if compressed else None) if r is not None]
+    if compressed is not None or records:  # a saved student must rebuild: from its records, or as built
         rebuilt = build(False)
-        if compressed.record is not None:
-            rebuilt = type(technique).rebuild(rebuilt, compressed.record)
+        for record in records:
+            rebuilt = type(technique).rebuild(rebuilt, record)
         try:
             rebuilt.load_state_dict(model.state_dict())
         except RuntimeError as exc:

@@ -41,6 +41,11 @@ class ModelFamily(ABC):
         fields (embedding tables) overrides this."""
         return self.build(options, signature.input_shape, signature.outputs)
 
+    def check_data(self, options: BaseModel, data: TaskData) -> None:
+        """Raise a ``ConfigError`` when ``data`` does not suit a model built with ``options`` (e.g. a text data
+        set tokenized for another model); called before every build for a run. The default accepts any."""
+        return None
+
     def describe(self, model: torch.nn.Module, data: TaskData) -> dict[str, Any]:
         """Figures about a trained ``model`` for the run's ``metrics.json`` (e.g. embedding tables and hash
         collisions on ``data``'s train split); its ``notes`` (lines of text) are also printed by

@@ -173,6 +173,7 @@ class Trainer:
 
         torch.manual_seed(seed)
         family = self.manager.models.get(section.model)
+        family().check_data(options, data)
         model = family().build_for(options, data.signature)
         with torch.no_grad():
             shape = tuple(model.eval()(torch.zeros(2, *data.input_shape)).shape)
@@ -239,12 +240,9 @@ class Trainer:
             distributed.on_main(self._keep_teacher, cached, work / "teacher", shared)
             log.info("reusing the cached teacher in %s", cached)
             return model
-        model = self._build(section, options, data, ctx.seed)
         techniques = self.resolved.teacher_techniques
-        for technique in techniques:
-            model = technique.adapt(model, ctx)
+        model, edits, reports = self._adapted(self._build(section, options, data, ctx.seed), techniques, ctx)
         self._train("teacher", model, section, ctx, techniques)
-        edits, reports = [], []
         for technique in techniques:  # e.g. merge adapters into the weights
             compressed = technique.compress(model, ctx)
             if compressed is None:
@@ -256,6 +254,21 @@ class Trainer:
         spec = self._spec(section, options, data, model, edits)
         distributed.on_main(self._save_teacher, model, spec, reports, key, work, shared)
         return model
+
+    @staticmethod
+    def _adapted(
+        model: torch.nn.Module, techniques: Sequence[Technique], ctx: TrainContext
+    ) -> tuple[torch.nn.Module, list[ModelEdit], list[dict[str, Any]]]:
+        """``model`` adapted by each technique in recipe order, the architecture edits to replay and the reports."""
+        edits, reports = [], []
+        for technique in techniques:
+            adapted = technique.adapted(model, ctx)
+            model = adapted.model
+            if adapted.record is not None:
+                edits.append(ModelEdit(technique=technique.name, record=adapted.record))
+            if adapted.report:
+                reports.append({"technique": technique.name, **adapted.report})
+        return model, edits, reports
 
     def _keep_teacher(self, cached: Path, folder: Path, shared: Path) -> None:
         if cached != folder:
@@ -291,8 +304,6 @@ class Trainer:
         techniques = self.resolved.techniques
         stages = work / STAGES
         progress_file = stages / PROGRESS
-        for technique in techniques:
-            technique.setup(ctx)
         if self.resume and progress_file.is_file():
             progress = json.loads(progress_file.read_text())
             if progress.get("data") != data.fingerprint():
@@ -303,16 +314,24 @@ class Trainer:
                 )
             student, _ = load_model(stages / progress["latest"], self.manager)
             log.info("resuming after stage %s", progress["latest"])
+            ctx.model = student
+            for technique in techniques:
+                technique.setup(ctx)
         else:
             if stages.exists():
                 distributed.on_main(shutil.rmtree, stages)
-            student = self._build(section, options, data, self.recipe.seed + 1)
+            built = self._build(section, options, data, self.recipe.seed + 1)
+            student, edits, reports = self._adapted(built, techniques, ctx)
+            ctx.model = student
+            for technique in techniques:
+                technique.setup(ctx)
             history = self._train("student", student, section, ctx, techniques).history
             progress = {
                 "done": 0,
                 "latest": "00-student",
                 "data": data.fingerprint(),
-                "edits": [],
+                "edits": [e.model_dump(mode="json") for e in edits],
+                "adapted": reports,
                 "history": history,
                 "stages": [],
             }
@@ -357,6 +376,7 @@ class Trainer:
         folder = stages / progress["latest"]
         spec = self._spec(section, options, data, model, [ModelEdit(**e) for e in progress["edits"]])
         save_model(model, spec, folder)
+        atomic.write_json(folder / TECHNIQUES, progress.get("adapted", []))
         probe = data.validation.x[:8]
         try:
             reloaded, _ = load_model(folder, self.manager)

@@ -34,9 +34,11 @@ class Compressed:
 class Technique(NeedsPackages):
     """Base class for technique plugins. Override what the technique needs; recipes compose them in order.
 
-    0. :meth:`adapt` changes the teacher before it trains, for techniques listed under
-       ``[[teacher.techniques]]`` (e.g. LoRA adapters), whose :meth:`compress` then runs after it trained;
-    1. :meth:`setup` runs once before the student's first step (e.g. cache teacher outputs);
+    0. :meth:`adapt` changes a model before it trains: the teacher for techniques listed under
+       ``[[teacher.techniques]]`` (e.g. LoRA adapters, whose :meth:`compress` merges them after it trained),
+       the student for the others (e.g. layers sharing their weights);
+    1. :meth:`setup` runs once before the student's first step, the adapted student in ``ctx.model`` (e.g.
+       cache teacher outputs);
     2. :meth:`loss_terms` adjusts the named loss terms of every training step (the total is their sum);
     3. :meth:`compress` runs after the student has trained, in recipe order (prune, factorize,
        quantization-aware fine-tuning); ``ctx.finetune`` trains the compressed model to recover, with
@@ -59,10 +61,12 @@ class Technique(NeedsPackages):
     def __init__(self, options: BaseModel) -> None:
         self.options = options
 
-    def adapt(self, model: torch.nn.Module, ctx: TrainContext) -> torch.nn.Module:
-        """The teacher to train in place of ``model`` (e.g. wrapped with adapters, most weights frozen) when
-        the technique is listed under ``[[teacher.techniques]]``; the default trains ``model`` as it is.
-        :meth:`compress` can undo the change after training (merge the adapters)."""
+    def adapt(self, model: torch.nn.Module, ctx: TrainContext) -> torch.nn.Module | Compressed:
+        """The model to train in place of the freshly built ``model`` (e.g. wrapped with adapters, most weights
+        frozen; layers sharing weights); the default trains ``model`` as it is. Return a :class:`Compressed`
+        whose ``record`` lets :meth:`rebuild` replay an architecture change on a saved model, and whose
+        ``report`` goes to ``metrics.json``; :meth:`compress` can undo the change after training (merge the
+        adapters)."""
         return model
 
     def setup(self, ctx: TrainContext) -> None:
@@ -81,6 +85,11 @@ class Technique(NeedsPackages):
     def compress(self, model: torch.nn.Module, ctx: TrainContext) -> Compressed | None:
         """The trained student after this technique's change; the default (``None``) changes nothing."""
         return None
+
+    def adapted(self, model: torch.nn.Module, ctx: TrainContext) -> Compressed:
+        """:meth:`adapt`'s result as a :class:`Compressed` (no record, no report when it returned a model)."""
+        result = self.adapt(model, ctx)
+        return result if isinstance(result, Compressed) else Compressed(model=result)
 
     @classmethod
     def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:

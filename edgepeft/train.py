@@ -53,7 +53,9 @@ FineTuner = Callable[["torch.nn.Module", str, int, float], "FitResult"]
 class TrainContext:
     """What techniques see: the data, the trained teacher (if any) and where training runs.
 
-    ``fine_tuner`` is set by the run: it trains with every technique's loss terms, checkpoints and progress.
+    ``model`` is the model being trained (set by :func:`fit`; the adapted student from before
+    :meth:`Technique.setup` on). ``fine_tuner`` is set by the run: it trains with every technique's loss
+    terms, checkpoints and progress.
     """
 
     data: TaskData
@@ -62,6 +64,7 @@ class TrainContext:
     seed: int
     device: str = "cpu"
     fine_tuner: FineTuner | None = None
+    model: torch.nn.Module | None = None
 
     def finetune(self, model: torch.nn.Module, *, phase: str, epochs: int, lr: float) -> FitResult:
         """Train ``model`` for ``epochs`` (e.g. to recover after compression); it keeps the weights of its
@@ -241,6 +244,7 @@ def fit(
             "or start fewer processes (torchrun --nproc-per-node)",
         )
     model.to(ctx.device)
+    ctx.model = model
     extra = [p for technique in techniques for p in technique.trainable()]
     groups = [{"params": list(model.parameters())}, *([{"params": extra, "weight_decay": 0.0}] if extra else [])]
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)

@@ -3,15 +3,23 @@
 A classification head matches the teacher's softened class distribution (KL at temperature T, scaled by
 T²); a binary head its softened probability (binary cross-entropy at temperature T, scaled by T²); a
 regression head its predicted value (mean squared error). The teacher's outputs for every training example
-are computed once, before the first step, and looked up by example index afterwards, so the teacher never
-runs again during training.
+are computed once, before the first step, and looked up by example index afterwards.
+
+With ``hidden`` or ``attention`` above zero, the student also learns the teacher's insides (TinyBERT, Jiao et
+al., 2020; MiniLM, Wang et al., 2020): each mapped student layer's hidden states match a teacher layer's
+(mean squared error over the real tokens, through a learned linear projection when the widths differ) and its
+attention probabilities the teacher layer's (KL divergence per query token, heads averaged when their counts
+differ). The teacher then runs (without gradients) on every batch. Both models must expose their
+intermediate outputs: ``capture_intermediates(on)``, ``intermediates`` (``hidden``: embeddings then each
+layer; ``attention``: each layer's; ``mask``: 1 on real tokens), ``layer_count()`` and ``width()``, as
+``hf-classifier`` models do.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt
 
 import edgepeft
 from edgepeft import Head, Signature, StrictModel, Technique
@@ -25,6 +33,13 @@ class DistillOptions(StrictModel):
     alpha: float = Field(0.7, ge=0, le=1, description="Weight of the distillation term; the task loss gets 1-alpha.")
     head_alpha: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         {}, description="Per-head alpha for a multi-head task, e.g. {rating = 0.5}; other heads use alpha."
+    )
+    hidden: float = Field(0.0, ge=0, description="Weight of the hidden-state term (0: off).")
+    attention: float = Field(0.0, ge=0, description="Weight of the attention term (0: off).")
+    layer_map: dict[NonNegativeInt, NonNegativeInt] = Field(
+        {},
+        description="Student layer -> teacher layer, counted from 1 (0: the embeddings' output, hidden states "
+        "only), e.g. {1 = 6}; default: evenly spread, embeddings to embeddings.",
     )
 
 
@@ -56,6 +71,48 @@ class Distill(Technique):
             )
         self.heads: tuple[Head, ...] = ctx.data.heads
         self.teacher_logits = torch.from_numpy(logits).to(ctx.device)
+        self.ctx = ctx
+        self.projections = torch.nn.ModuleDict()
+        self.layer_map: dict[int, int] = {}
+        if self.options.hidden or self.options.attention:
+            self._setup_inner(ctx)
+
+    def _setup_inner(self, ctx: edgepeft.TrainContext) -> None:
+        """Check both models expose their insides, map the layers, make the projections, start capturing."""
+        from torch import nn
+
+        student, teacher = ctx.model, ctx.teacher
+        for model, role in ((student, "student"), (teacher, "teacher")):
+            if not hasattr(model, "capture_intermediates"):
+                raise edgepeft.ConfigError(
+                    f"hidden-state and attention distillation need models that expose their intermediate outputs; "
+                    f"the {role} ({type(model).__name__}) does not",
+                    where="[[techniques]] distill.hidden / distill.attention",
+                    fix="Set hidden = 0 and attention = 0, or use models such as hf-classifier",
+                )
+        layers, teacher_layers = student.layer_count(), teacher.layer_count()
+        first = 0 if self.options.hidden else 1
+        self.layer_map = dict(self.options.layer_map) or {
+            i: round(i * teacher_layers / layers) for i in range(first, layers + 1)
+        }
+        for s, t in self.layer_map.items():
+            if not (s <= layers and t <= teacher_layers and (s == 0) == (t == 0)):
+                raise edgepeft.ConfigError(
+                    f"layer_map {s} -> {t} does not map a layer of the student (1-{layers}) to one of the teacher "
+                    f"(1-{teacher_layers}), or the embeddings (0) to the embeddings",
+                    where="[[techniques]] distill.layer_map",
+                    fix="Map existing layers, counted from 1; 0 for the embeddings",
+                )
+        if self.options.hidden and student.width() != teacher.width():
+            self.projections = nn.ModuleDict(
+                {str(s): nn.Linear(student.width(), teacher.width()) for s in self.layer_map}
+            ).to(ctx.device)
+        student.capture_intermediates(True)
+        teacher.capture_intermediates(True)
+        self.teacher = teacher.to(ctx.device).eval()
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return list(self.projections.parameters())
 
     def loss_terms(
         self, terms: dict[str, torch.Tensor], batch: edgepeft.Batch, logits: torch.Tensor
@@ -67,7 +124,38 @@ class Distill(Technique):
             alpha = self.options.head_alpha.get(head.name, self.options.alpha)
             out[f"task{name}"] = terms[f"task{name}"] * (1 - alpha)
             out[f"distill{name}"] = self._head_loss(head, logits[:, columns], teacher[:, columns]) * alpha
+        if self.layer_map:
+            out.update(self._inner_terms(batch))
         return out
+
+    def _inner_terms(self, batch: edgepeft.Batch) -> dict[str, torch.Tensor]:
+        """The hidden-state and attention terms of this batch, averaged over the mapped layers."""
+        import torch
+
+        student = self.ctx.model
+        if not student.capture:  # a model new to this technique (e.g. after a compression stage)
+            student.capture_intermediates(True)
+            return {}
+        with torch.no_grad():
+            self.teacher(batch.x)
+        s, t = student.intermediates, self.teacher.intermediates
+        mask = s["mask"].to(s["hidden"][0].dtype)
+        tokens = mask.sum()
+        hidden, attention = [], []
+        for si, ti in self.layer_map.items():
+            if self.options.hidden:
+                states = s["hidden"][si]
+                if str(si) in self.projections:
+                    states = self.projections[str(si)](states)
+                hidden.append((((states - t["hidden"][ti]) ** 2).mean(-1) * mask).sum() / tokens)
+            if self.options.attention and si > 0:
+                attention.append((attention_kl(s["attention"][si - 1], t["attention"][ti - 1]) * mask).sum() / tokens)
+        terms = {}
+        if hidden:
+            terms["distill.hidden"] = torch.stack(hidden).mean() * self.options.hidden
+        if attention:
+            terms["distill.attention"] = torch.stack(attention).mean() * self.options.attention
+        return terms
 
     def _head_loss(self, head: Head, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
@@ -79,6 +167,18 @@ class Distill(Technique):
         if head.kind == "binary":
             return F.binary_cross_entropy_with_logits(student / t, (teacher / t).sigmoid()) * t * t
         return F.mse_loss(student, teacher)
+
+
+def attention_kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of attention probabilities (batch, heads, queries, keys) per query token,
+    averaged over the heads (each model's heads averaged first when their counts differ)."""
+    import torch
+
+    if student.shape[1] != teacher.shape[1]:
+        student, teacher = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)
+    teacher = teacher.float()
+    kl = torch.xlogy(teacher, teacher) - teacher * student.float().clamp_min(1e-8).log()
+    return kl.sum(-1).mean(1)
 
 
 @edgepeft.hookimpl

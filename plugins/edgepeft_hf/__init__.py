@@ -1,17 +1,24 @@
-"""Hugging Face models: model family ``hf-classifier`` and technique ``lora`` (adapters via peft).
+"""Hugging Face models: model family ``hf-classifier``; techniques ``lora`` (adapters via peft),
+``prune-vocab`` and ``factorize-embeddings``.
 
 ``hf-classifier`` is a Hugging Face sequence classifier (BERT family) from a local folder.
 
 Inputs are token ids stored as float32 (the ``text`` data sets' encoding): the model casts them to integers
-and masks the padding (ids equal to the model's pad token), so the exported file takes one tensor. ``path``
-is the packaged all-MiniLM-L6-v2 (``all-minilm-l6-v2``) or a local folder with a Hugging Face model;
-edgepeft never downloads. A smaller student is built from the same folder: ``layers`` keeps chosen encoder
-layers, initialised from the pretrained ones; ``hidden_size`` (with ``pretrained = false``) makes a narrower
-model of the same kind, trained from scratch (by distillation).
+and masks the padding (ids equal to the model's pad token), so the exported file takes one tensor. In eager
+PyTorch the columns every row of a batch pads are dropped first (the outputs are the same, training is
+faster); exported files keep the full length. ``path`` is the packaged all-MiniLM-L6-v2
+(``all-minilm-l6-v2``) or a local folder with a Hugging Face model; edgepeft never downloads, and checks the
+data set's tokenizer against the model (vocabulary, pad id, positions). A smaller student is built from the
+same folder: ``layers`` keeps chosen encoder layers, initialised from the pretrained ones;
+``intermediate_size`` keeps each layer's most important feed-forward neurons; ``hidden_size`` (with
+``pretrained = false``) makes a narrower model of the same kind, trained from scratch (by distillation).
 
 ``lora`` fine-tunes a model through low-rank adapters on chosen linear layers (Hu et al., 2021), the rest
 frozen but for ``train_also`` (the new classification head), reports the trainable share, and after training
 merges the adapters into the weights (``merge = true``) or keeps them as a recorded architecture change.
+``prune-vocab`` cuts the student's token embedding to the tokens of the train split (and its position
+embedding to the data's length); ``factorize-embeddings`` replaces the token embedding by a narrow table
+and a projection to the hidden size (ALBERT, Lan et al., 2020), initialised by SVD.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ class HFClassifierOptions(StrictModel):
     )
     hidden_size: PositiveInt | None = Field(None, description="A narrower model (pretrained = false only).")
     heads: PositiveInt | None = Field(None, description="Attention heads with hidden_size (default hidden_size/64).")
+    intermediate_size: PositiveInt | None = Field(
+        None, description="Feed-forward neurons per layer; pretrained: the most important ones are kept."
+    )
 
     @model_validator(mode="after")
     def _narrow_from_scratch(self) -> HFClassifierOptions:
@@ -93,26 +103,102 @@ def classifier_class() -> type[torch.nn.Module]:
             self.pad_token_id = pad_token_id
             self.register_buffer("token_map", None)  # set (and saved) by prune_vocabulary
 
+            self.capture = False
+            self.intermediates: dict[str, Any] = {}
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             ids = x.to(torch.int64)
+            if not torch.compiler.is_compiling():  # eager: drop the columns every row pads (same outputs)
+                used = (ids != self.pad_token_id).any(0).nonzero()
+                ids = ids[:, : int(used.max()) + 1 if len(used) else 1]
             mask = (ids != self.pad_token_id).to(torch.int64)
             if self.token_map is not None:  # index_select exports to ONNX Gather and TFLite GATHER alike
                 ids = torch.index_select(self.token_map, 0, ids.reshape(-1)).reshape(ids.shape)
-            return self.model(input_ids=ids, attention_mask=mask).logits
+            out = self.model(
+                input_ids=ids, attention_mask=mask, output_hidden_states=self.capture, output_attentions=self.capture
+            )
+            if self.capture:
+                self.intermediates = {"hidden": out.hidden_states, "attention": out.attentions, "mask": mask}
+            return out.logits
+
+        def capture_intermediates(self, on: bool) -> None:
+            """Keep each forward's hidden states (embeddings, then each layer), attention probabilities and
+            padding mask in ``intermediates`` (for distillation); eager attention computes them."""
+            if on:
+                self.model.set_attn_implementation("eager")
+            self.capture = on
+            self.intermediates = {}
+
+        def layer_count(self) -> int:
+            return len(self.model.base_model.encoder.layer)
+
+        def width(self) -> int:
+            return int(self.model.config.hidden_size)
 
         def prune_vocabulary(self, kept: list[int], unknown: int) -> None:
             """Keep the embedding rows of the token ids ``kept`` (in that order); any other id reads the row
             of ``unknown`` (which ``kept`` holds)."""
             embedding = self.model.get_input_embeddings()
+            table = embedding.table if isinstance(embedding, FactorizedEmbedding) else embedding
             rows = torch.tensor(kept, dtype=torch.int64)
-            pruned = nn.Embedding(len(kept), embedding.embedding_dim, padding_idx=None)
+            pruned = nn.Embedding(len(kept), table.embedding_dim)
             with torch.no_grad():
-                pruned.weight.copy_(embedding.weight[rows])
-            token_map = torch.full((embedding.num_embeddings,), kept.index(unknown), dtype=torch.int64)
+                pruned.weight.copy_(table.weight[rows])
+            vocabulary = self.token_map.numel() if self.token_map is not None else table.num_embeddings
+            token_map = torch.full((vocabulary,), kept.index(unknown), dtype=torch.int64)
             token_map[rows] = torch.arange(len(kept))
-            self.model.set_input_embeddings(pruned)
+            if isinstance(embedding, FactorizedEmbedding):
+                embedding.table = pruned
+            else:
+                self.model.set_input_embeddings(pruned)
             self.model.config.vocab_size = len(kept)
             self.token_map = token_map
+
+        def prune_positions(self, length: int) -> None:
+            """Keep the first ``length`` position embeddings (the longest input the model will see)."""
+            embeddings = self.model.base_model.embeddings
+            positions = nn.Embedding(length, embeddings.position_embeddings.embedding_dim)
+            with torch.no_grad():
+                positions.weight.copy_(embeddings.position_embeddings.weight[:length])
+            embeddings.position_embeddings = positions
+            for name in ("position_ids", "token_type_ids"):  # buffers sized for the old limit
+                if isinstance(getattr(embeddings, name, None), torch.Tensor):
+                    setattr(embeddings, name, getattr(embeddings, name)[:, :length].clone())
+            self.model.config.max_position_embeddings = length
+
+        def factorize_embeddings(self, rank: int, *, from_weights: bool) -> float:
+            """Replace the token embedding by a ``rank``-wide table and a projection to the hidden size, from
+            the truncated SVD of the current table (``from_weights``); returns the share of its energy kept."""
+            embedding = self.model.get_input_embeddings()
+            factorized = FactorizedEmbedding(embedding.num_embeddings, rank, embedding.embedding_dim)
+            energy = 1.0
+            if from_weights:
+                u, s, vh = torch.linalg.svd(embedding.weight.detach(), full_matrices=False)
+                with torch.no_grad():
+                    factorized.table.weight.copy_(u[:, :rank] * s[:rank])
+                    factorized.project.weight.copy_(vh[:rank].T)
+                energy = float((s[:rank] ** 2).sum() / (s**2).sum())
+            self.model.set_input_embeddings(factorized)
+            return energy
+
+    class FactorizedEmbedding(nn.Module):
+        """A token embedding as a narrow ``table`` (vocabulary x rank) and a ``project``ion to the hidden size."""
+
+        def __init__(self, vocabulary: int, rank: int, width: int) -> None:
+            super().__init__()
+            self.table = nn.Embedding(vocabulary, rank)
+            self.project = nn.Linear(rank, width, bias=False)
+
+        @property
+        def num_embeddings(self) -> int:
+            return self.table.num_embeddings
+
+        @property
+        def embedding_dim(self) -> int:
+            return self.project.out_features
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.project(self.table(ids))
 
     return TokenClassifier
 
@@ -142,6 +228,8 @@ def build_classifier(options: HFClassifierOptions, num_classes: int) -> torch.nn
             )
         config.hidden_size, config.num_attention_heads = options.hidden_size, heads
         config.intermediate_size = 4 * options.hidden_size
+    if options.intermediate_size is not None and not options.pretrained:
+        config.intermediate_size = options.intermediate_size
     if not options.pretrained:
         if options.layers is not None:
             config.num_hidden_layers = len(options.layers)
@@ -154,7 +242,35 @@ def build_classifier(options: HFClassifierOptions, num_classes: int) -> torch.nn
             encoder = model.base_model.encoder
             encoder.layer = nn.ModuleList(encoder.layer[i] for i in options.layers)
             model.config.num_hidden_layers = len(options.layers)
+        if options.intermediate_size is not None:
+            keep_neurons(model, options.intermediate_size)
     return classifier_class()(model, config.pad_token_id or 0)
+
+
+def keep_neurons(model: torch.nn.Module, size: int) -> None:
+    """Cut each encoder layer's feed-forward block to its ``size`` most important neurons: those whose input
+    and output weights have the largest norms (product), in their original order."""
+    import torch
+    from torch import nn
+
+    for layer in model.base_model.encoder.layer:
+        up, down = layer.intermediate.dense, layer.output.dense
+        if size > up.out_features:
+            raise edgepeft.ConfigError(
+                f"intermediate_size {size} exceeds the pretrained layers' {up.out_features} neurons",
+                where="model option intermediate_size",
+                fix=f"Set it to {up.out_features} or less",
+            )
+        importance = up.weight.norm(dim=1) * down.weight.norm(dim=0)
+        kept = importance.topk(size).indices.sort().values
+        new_up, new_down = nn.Linear(up.in_features, size), nn.Linear(size, down.out_features)
+        with torch.no_grad():
+            new_up.weight.copy_(up.weight[kept])
+            new_up.bias.copy_(up.bias[kept])
+            new_down.weight.copy_(down.weight[:, kept])
+            new_down.bias.copy_(down.bias)
+        layer.intermediate.dense, layer.output.dense = new_up, new_down
+    model.config.intermediate_size = size
 
 
 class HFClassifier(ModelFamily):
@@ -162,7 +278,38 @@ class HFClassifier(ModelFamily):
     description = "Hugging Face sequence classifier from a local folder or the packaged all-MiniLM-L6-v2"
     Options = HFClassifierOptions
     example_data = "rotten-tomatoes"
-    example_options: ClassVar[dict[str, Any]] = {"layers": [0]}
+    example_options: ClassVar[dict[str, Any]] = {"layers": [0, 1], "intermediate_size": 512}
+
+    def check_data(self, options: HFClassifierOptions, data: edgepeft.TaskData) -> None:
+        """A text data set's tokenizer must suit the model: its ids within the vocabulary, the same pad id,
+        and rows no longer than the model's positions."""
+        import transformers
+
+        folder = data.preprocessing.get("tokenizer_folder")
+        if folder is None:
+            return
+        config = transformers.AutoConfig.from_pretrained(str(model_folder(options.path)), local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        problems = []
+        if len(tokenizer) > config.vocab_size:
+            problems.append(
+                f"the tokenizer has {len(tokenizer):,} tokens, the model's vocabulary {config.vocab_size:,}"
+            )
+        if (config.pad_token_id or 0) != data.preprocessing.get("pad_token_id"):
+            problems.append(
+                f"the tokenizer pads with id {data.preprocessing.get('pad_token_id')}, the model masks "
+                f"id {config.pad_token_id or 0}"
+            )
+        if data.input_shape[0] > config.max_position_embeddings:
+            problems.append(
+                f"rows of {data.input_shape[0]} tokens exceed the model's {config.max_position_embeddings} positions"
+            )
+        if problems:
+            raise edgepeft.ConfigError(
+                f"data set {data.name!r} is tokenized for another model: {'; '.join(problems)}",
+                where=f"[data.options] tokenizer ({folder}) and model option path ({options.path})",
+                fix="Tokenize with the model's own tokenizer: set the data set's tokenizer option to its folder",
+            )
 
     def build(self, options: HFClassifierOptions, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
         if len(input_shape) != 1:
@@ -247,25 +394,38 @@ class Lora(Technique):
 
 class VocabularyOptions(StrictModel):
     keep: Literal["train"] = Field("train", description="Keep the tokens the train split uses (and the specials).")
+    positions: bool = Field(True, description="Also cut the position embedding to the data's length.")
+
+
+def hf_student(model: torch.nn.Module, technique: str) -> torch.nn.Module:
+    """``model`` when it is an hf-classifier, else a ConfigError naming ``technique``."""
+    if not hasattr(model, "prune_vocabulary"):
+        raise edgepeft.ConfigError(
+            f"{technique} needs an hf-classifier student, not {type(model).__name__}",
+            where=f"[[techniques]] {technique}",
+            fix='Remove the technique, or use model = "hf-classifier"',
+        )
+    return model
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 class PruneVocabulary(Technique):
     name = "prune-vocab"
-    description = "keep only the embedding rows of tokens the train split uses; other ids read [UNK]'s row"
+    description = "keep only the embedding rows of tokens the train split uses (other ids read [UNK]'s) and positions"
     Options = VocabularyOptions
+    options: VocabularyOptions
     example_data = "rotten-tomatoes"
 
-    def compress(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed | None:
-        """The model with its token embedding cut to the train split's tokens; the tokenizer is unchanged (the
-        model maps its ids). Exact on every text whose tokens all occur in the train split."""
+    def adapt(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed:
+        """The student, before it trains, with its token embedding cut to the train split's tokens (and its
+        position embedding to the data's length); the tokenizer is unchanged (the model maps its ids). Exact
+        on every text whose tokens all occur in the train split."""
         import numpy as np
 
-        if not hasattr(model, "prune_vocabulary"):
-            raise edgepeft.ConfigError(
-                f"prune-vocab needs an hf-classifier student, not {type(model).__name__}",
-                where="[[techniques]] prune-vocab",
-                fix='Remove the technique, or use model = "hf-classifier"',
-            )
+        model = hf_student(model, self.name)
         folder = ctx.data.preprocessing.get("tokenizer_folder")
         if folder is None:
             raise edgepeft.ConfigError(
@@ -279,22 +439,66 @@ class PruneVocabulary(Technique):
         unknown = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
         used = set(np.unique(ctx.data.train.x.astype(np.int64)).tolist()) | set(tokenizer.all_special_ids)
         config = model.model.config
-        before, vocabulary = sum(p.numel() for p in model.parameters()), config.vocab_size
+        before, vocabulary = parameter_count(model), config.vocab_size
         kept = sorted(used)
+        record: dict[str, Any] = {"kept": kept, "unknown": unknown}
         model.prune_vocabulary(kept, unknown)
+        if self.options.positions:
+            record["positions"] = int(ctx.data.input_shape[0])
+            model.prune_positions(record["positions"])
         validation = ctx.data.validation.x.astype(np.int64)
         unseen = float(np.mean(~np.isin(validation[validation != config.pad_token_id], kept)))
         report = {
             "vocabulary_before": vocabulary,
             "vocabulary_after": len(kept),
-            "parameters_removed": before - sum(p.numel() for p in model.parameters()),
+            "positions_after": record.get("positions", config.max_position_embeddings),
+            "parameters_removed": before - parameter_count(model),
             "validation_tokens_unseen": unseen,
         }
-        return Compressed(model=model, record={"kept": kept, "unknown": unknown}, report=report)
+        return Compressed(model=model, record=record, report=report)
 
     @classmethod
     def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:
         model.prune_vocabulary(record["kept"], record["unknown"])
+        if "positions" in record:
+            model.prune_positions(record["positions"])
+        return model
+
+
+class FactorizeOptions(StrictModel):
+    rank: PositiveInt = Field(64, description="Width of the token table; a projection maps it to the hidden size.")
+
+
+class FactorizeEmbeddings(Technique):
+    name = "factorize-embeddings"
+    description = "token embedding as a narrow table times a projection (ALBERT), initialised by truncated SVD"
+    Options = FactorizeOptions
+    options: FactorizeOptions
+    example_data = "rotten-tomatoes"
+
+    def adapt(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed:
+        """The student, before it trains, with a factorized token embedding (rank ``rank``) from the SVD of
+        its table; reports the SVD energy kept and the parameters saved."""
+        model = hf_student(model, self.name)
+        width = model.width()
+        if self.options.rank >= width:
+            raise edgepeft.ConfigError(
+                f"rank {self.options.rank} does not factorize a {width}-wide embedding",
+                where="[[techniques]] factorize-embeddings.rank",
+                fix=f"Set a rank below {width}",
+            )
+        before = parameter_count(model)
+        energy = model.factorize_embeddings(self.options.rank, from_weights=True)
+        report = {
+            "rank": self.options.rank,
+            "svd_energy_kept": energy,
+            "parameters_removed": before - parameter_count(model),
+        }
+        return Compressed(model=model, record={"rank": self.options.rank}, report=report)
+
+    @classmethod
+    def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:
+        model.factorize_embeddings(record["rank"], from_weights=False)
         return model
 
 
@@ -307,3 +511,4 @@ def edgepeft_register_models(register: edgepeft.Registrar) -> None:
 def edgepeft_register_techniques(register: edgepeft.Registrar) -> None:
     register(Lora)
     register(PruneVocabulary)
+    register(FactorizeEmbeddings)

@@ -49,6 +49,28 @@ def test_padding_is_masked(family, ids):
     model = family().build(family.Options(layers=[0]), (24,), 2)
     longer = np.concatenate([ids, np.zeros((len(ids), 8), np.float32)], axis=1)  # more [PAD] (id 0)
     np.testing.assert_allclose(predict(model, longer), predict(model, ids), atol=1e-5)
+    alone = np.concatenate([predict(model, row[None]) for row in ids])  # each row cut to its own length
+    np.testing.assert_allclose(predict(model, ids), alone, atol=1e-5)  # in a batch: padded to the longest
+
+
+def test_feed_forward_blocks_keep_their_most_important_neurons(family, ids):
+    torch.manual_seed(0)  # the new classification head starts alike
+    full = family().build(family.Options(layers=[0]), (24,), 2)
+    torch.manual_seed(0)
+    same = family().build(family.Options(layers=[0], intermediate_size=1536), (24,), 2)
+    np.testing.assert_allclose(predict(same, ids), predict(full, ids), atol=1e-5)  # all kept, in order
+    cut = family().build(family.Options(layers=[0], intermediate_size=512), (24,), 2)
+    up, down = (
+        full.model.base_model.encoder.layer[0].intermediate.dense,
+        full.model.base_model.encoder.layer[0].output.dense,
+    )
+    importance = up.weight.norm(dim=1) * down.weight.norm(dim=0)
+    kept = cut.model.base_model.encoder.layer[0].intermediate.dense.weight
+    assert kept.shape == (512, 384) and torch.equal(kept, up.weight[importance.topk(512).indices.sort().values])
+    rebuilt = family().build(family.Options(layers=[0], intermediate_size=512, pretrained=False), (24,), 2)
+    rebuilt.load_state_dict(cut.state_dict())
+    with pytest.raises(edgepeft.ConfigError, match="intermediate_size 2000 exceeds the pretrained layers' 1536"):
+        family().build(family.Options(layers=[0], intermediate_size=2000), (24,), 2)
 
 
 def test_no_downloads_and_bad_options_are_clear(family):
@@ -143,9 +165,10 @@ def test_vocabulary_pruning_keeps_the_train_tokens_exactly_and_maps_the_rest_to_
     as_unknown[0, 1] = 100  # [UNK]
     expected_unseen = predict(model, as_unknown)
     prune = manager.techniques.get("prune-vocab")
-    result = prune(prune.Options()).compress(model, TrainContext(data=data, teacher=None, batch_size=8, seed=0))
+    result = prune(prune.Options()).adapt(model, TrainContext(data=data, teacher=None, batch_size=8, seed=0))
     assert result.report["vocabulary_before"] == 30522 and result.report["vocabulary_after"] < 40
-    assert result.report["parameters_removed"] > 11_000_000
+    assert result.report["positions_after"] == 24 and result.model.model.config.max_position_embeddings == 24
+    assert result.report["parameters_removed"] > 11_000_000 + (512 - 24) * 384
     np.testing.assert_allclose(predict(result.model, ids), before, atol=1e-5)
     np.testing.assert_allclose(predict(result.model, unseen), expected_unseen, atol=1e-5)
     rebuilt = prune.rebuild(family().build(family.Options(layers=[0], pretrained=False), (24,), 2), result.record)
@@ -156,3 +179,48 @@ def test_vocabulary_pruning_keeps_the_train_tokens_exactly_and_maps_the_rest_to_
         onnx.export(rebuilt.eval(), ids[:2], tmp_path, edgepeft.ExportOptions()), edgepeft.ExportOptions()
     )
     np.testing.assert_allclose(runner(unseen), expected_unseen, atol=1e-4)
+
+
+def test_factorized_embeddings_start_from_the_truncated_svd_and_rebuild(family, ids, tmp_path):
+    from edgepeft.train import TrainContext
+
+    model = family().build(family.Options(layers=[0]), (24,), 2).eval()
+    table = model.model.get_input_embeddings().weight.detach().clone()
+    factorize = default_manager().techniques.get("factorize-embeddings")
+    result = factorize(factorize.Options(rank=32)).adapt(
+        model, TrainContext(data=None, teacher=None, batch_size=8, seed=0)
+    )
+    singular = np.linalg.svd(table.numpy(), compute_uv=False)
+    assert result.report["svd_energy_kept"] == pytest.approx((singular[:32] ** 2).sum() / (singular**2).sum(), rel=1e-4)
+    assert result.report["parameters_removed"] == 30522 * 384 - (30522 * 32 + 32 * 384)
+    embedding = result.model.model.get_input_embeddings()
+    u, s, vh = torch.linalg.svd(table, full_matrices=False)
+    token = torch.tensor([2023, 3185])
+    np.testing.assert_allclose(embedding(token).detach(), ((u[:, :32] * s[:32]) @ vh[:32])[token], atol=1e-4)
+    rebuilt = factorize.rebuild(family().build(family.Options(layers=[0], pretrained=False), (24,), 2), result.record)
+    rebuilt.load_state_dict(result.model.state_dict())
+    outputs = predict(result.model, ids)
+    np.testing.assert_allclose(predict(rebuilt, ids), outputs, atol=1e-5)
+    onnx = default_manager().backends.get("onnx")()
+    runner = onnx.load(
+        onnx.export(rebuilt.eval(), ids[:2], tmp_path, edgepeft.ExportOptions()), edgepeft.ExportOptions()
+    )
+    np.testing.assert_allclose(runner(ids), outputs, atol=1e-4)
+    with pytest.raises(edgepeft.ConfigError, match="rank 384 does not factorize a 384-wide embedding"):
+        factorize(factorize.Options(rank=384)).adapt(model, TrainContext(data=None, teacher=None, batch_size=8, seed=0))
+
+
+def test_tokenizer_and_model_must_agree(family):
+    import dataclasses
+
+    from edgepeft_hf import model_folder
+
+    folder = str(model_folder("all-minilm-l6-v2"))
+
+    def task(length: int, pad: int) -> edgepeft.TaskData:
+        ids = np.zeros((4, length), np.float32)
+        return dataclasses.replace(_tiny_task(ids), preprocessing={"tokenizer_folder": folder, "pad_token_id": pad})
+
+    with pytest.raises(edgepeft.ConfigError, match="pads with id 3, the model masks id 0; rows of 600 tokens exceed"):
+        family().check_data(family.Options(), task(600, 3))
+    family().check_data(family.Options(), task(64, 0))
