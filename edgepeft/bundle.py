@@ -1,10 +1,12 @@
-"""Deployable bundles: a folder with the model, labels and manifest.json (sha256 of every file), plus a .zip."""
+"""Deployable bundles: a folder with the model, labels, the tokenizer of a text model and manifest.json (sha256
+of every file), plus a .zip."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
 import platform
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,6 +20,11 @@ from edgepeft.errors import ArtifactError, EdgepeftError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer"
+"""The bundle folder holding a text model's tokenizer; ``preprocessing.tokenizer_folder`` names it."""
+TOKENIZER_FILES = frozenset(
+    {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "merges.txt", "vocab.json"}
+)
 
 
 def versions(extra: dict[str, str]) -> dict[str, str]:
@@ -55,6 +62,39 @@ def finish(folder: Path, manifest: dict[str, Any]) -> None:
     """Add schema version and file hashes, then write ``manifest.json`` into ``folder``."""
     manifest = {"schema_version": SCHEMA_VERSION, **manifest, "files": file_entries(folder)}
     atomic.write_json(folder / MANIFEST, manifest)
+
+
+def tokenizer_files(folder: Path) -> list[Path]:
+    """The Hugging Face tokenizer files in ``folder``: the known names and sentencepiece ``*.model`` files
+    (never model weights)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and (p.name in TOKENIZER_FILES or p.suffix == ".model"))
+
+
+def bundle_tokenizer(preprocessing: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Copy the tokenizer ``preprocessing.tokenizer_folder`` names into ``folder/tokenizer/``, each file
+    atomically, and return ``preprocessing`` naming the bundled copy and its files (no path of this machine);
+    preprocessing without a tokenizer comes back as it is."""
+    if "tokenizer_folder" not in preprocessing:
+        return preprocessing
+    source = Path(preprocessing["tokenizer_folder"])
+    files = tokenizer_files(source) if source.is_dir() else []
+    if not files:
+        raise ArtifactError(
+            f"no Hugging Face tokenizer files ({', '.join(sorted(TOKENIZER_FILES))}, *.model) in the run's "
+            "tokenizer folder",
+            where=str(source),
+            fix=f"Save the tokenizer {preprocessing.get('tokenizer')!r} there (transformers' `save_pretrained` writes "
+            "tokenizer.json), then deploy again",
+        )
+    for file in files:
+        with atomic.atomic_file(folder / TOKENIZER / file.name) as tmp:
+            shutil.copyfile(file, tmp)
+    return {
+        **preprocessing,
+        "tokenizer": Path(str(preprocessing.get("tokenizer", source))).name,  # a local folder: its name, not its path
+        "tokenizer_folder": TOKENIZER,
+        "tokenizer_files": [f.name for f in files],
+    }
 
 
 def write_zip(source: Path, target: Path) -> None:
@@ -146,35 +186,142 @@ def _listed_files(manifest: dict[str, Any], where: str) -> dict[str, str]:
 
 @dataclass
 class Verification:
-    """What `verify` found: problems (none: intact) and how many sample inputs were re-run."""
+    """What `verify` found: problems (none: intact), how many sample inputs were re-run and, for a bundle with
+    a tokenizer, what its check covered."""
 
     problems: list[str]
     samples_rerun: int
+    tokenizer: str | None = None
 
 
 def verify(folder: Path, manager: PluginManager) -> Verification:
-    """Check a bundle: files missing, altered (sha256) or not listed in the manifest, then the samples the
-    model must still reproduce with the runtime the manifest names.
+    """Check a bundle: files missing, altered (sha256) or not listed in the manifest, a text model's tokenizer
+    against the samples, then the samples the model must still reproduce with the runtime the manifest names.
 
     The model is only loaded once every file matches its hash: a file nobody vouches for is never opened.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
     listed = _listed_files(manifest, str(folder / MANIFEST))
-    problems = []
-    for name, digest in listed.items():
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
-        elif atomic.sha256_file(path) != digest:
-            problems.append(f"{name}: sha256 differs from the manifest (the file was changed)")
-    problems += [f"{e['path']}: not listed in the manifest" for e in file_entries(folder) if e["path"] not in listed]
+    preprocessing = manifest.get("preprocessing")
+    preprocessing = preprocessing if isinstance(preprocessing, dict) else {}
+    problems = _file_problems(folder, listed, preprocessing)
     if problems:
         return Verification(problems, 0)
     samples = manifest.get("samples", {}).get("file") if isinstance(manifest.get("samples"), dict) else None
     if samples not in listed:
         return Verification(["manifest names no sample file among its hashed files; nothing can be re-run"], 0)
-    return _rerun_samples(folder, manifest, manager)
+    if "tokenizer_folder" not in preprocessing:
+        return _rerun_samples(folder, manifest, manager)
+    problems, covered = _tokenizer_problems(folder, preprocessing, listed, folder / samples)
+    rerun = _rerun_samples(folder, manifest, manager)
+    return Verification(problems + rerun.problems, rerun.samples_rerun, covered)
+
+
+def _file_problems(folder: Path, listed: dict[str, str], preprocessing: dict[str, Any]) -> list[str]:
+    """Listed files missing or altered, and files the manifest does not list; a tokenizer file's problem says
+    how to restore it."""
+    problems = []
+    for name, digest in listed.items():
+        path = folder / name
+        if not path.is_file():
+            problem = f"{name}: missing"
+        elif atomic.sha256_file(path) != digest:
+            problem = f"{name}: sha256 differs from the manifest (the file was changed)"
+        else:
+            continue
+        problems.append(_with_restore(problem, name, preprocessing) if name.startswith(f"{TOKENIZER}/") else problem)
+    problems += [f"{e['path']}: not listed in the manifest" for e in file_entries(folder) if e["path"] not in listed]
+    return problems
+
+
+def _with_restore(problem: str, name: str, preprocessing: dict[str, Any]) -> str:
+    """``problem`` of the bundled tokenizer file ``name``, with how to put it right."""
+    return (
+        f"{problem} - an app needs it to turn text into token ids: copy {PurePosixPath(name).name} back unchanged "
+        f"from the tokenizer {preprocessing.get('tokenizer')!r}, or deploy the bundle again with `edgepeft deploy`"
+    )
+
+
+def _tokenizer_problems(
+    folder: Path, preprocessing: dict[str, Any], listed: dict[str, str], samples: Path
+) -> tuple[list[str], str]:
+    """A text model's bundled tokenizer: every file ``preprocessing.tokenizer_files`` names is hashed in the
+    manifest and, with the `tokenizers` package, tokenizing the samples' texts gives their ids (samples that
+    keep only ids: the vocabulary covers them and the pad id is the one training used). Returns the problems
+    and a line saying what was checked."""
+    named = preprocessing.get("tokenizer_files")
+    if preprocessing["tokenizer_folder"] != TOKENIZER or not isinstance(named, list) or not named:
+        return [
+            f"{MANIFEST}: preprocessing does not name a bundled tokenizer (tokenizer_folder "
+            f"{preprocessing['tokenizer_folder']!r}); deploy the bundle again with this edgepeft"
+        ], "not checked"
+    missing = [f"{TOKENIZER}/{name}" for name in named if f"{TOKENIZER}/{name}" not in listed]
+    if missing:
+        return [_with_restore(f"{name}: missing", name, preprocessing) for name in missing], "not checked"
+    hashed = f"{len(named)} tokenizer files match the manifest"
+    if "tokenizer.json" not in named:
+        return [], f"{hashed} (no tokenizer.json to run)"
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return [], f"{hashed} (not run: the `tokenizers` package is not installed)"
+    name = f"{TOKENIZER}/tokenizer.json"
+    try:
+        tokenizer = Tokenizer.from_file(str(folder / name))
+    except Exception as exc:  # tokenizers raises plain Exception on a malformed file
+        return [_with_restore(f"{name}: cannot be loaded ({exc})", name, preprocessing)], "not checked"
+    try:
+        rows = json.loads(samples.read_text(encoding="utf-8"))["samples"]
+        problems = _id_problems(tokenizer, folder / TOKENIZER, preprocessing, rows)
+        texts = sum(isinstance(row.get("text"), str) for row in rows)
+        if not problems and texts:
+            problems = _text_problems(tokenizer, preprocessing, rows)
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        return [f"{samples.name}: cannot check the tokenizer against it ({type(exc).__name__}: {exc})"], "not checked"
+    covered = f"{hashed}; its vocabulary covers the sample ids, it pads with id {preprocessing['pad_token_id']}"
+    covered += f" and gives the {texts} sample texts' ids" if texts else ""
+    fix = " - the bundled tokenizer is not the one the model was trained with: deploy the bundle again"
+    return [problem + fix for problem in problems], covered
+
+
+def _text_problems(tokenizer: Any, preprocessing: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Samples whose text the bundled tokenizer, truncating and padding as training did, turns into other ids."""
+    length, pad = int(preprocessing["max_length"]), int(preprocessing["pad_token_id"])
+    tokenizer.enable_truncation(max_length=length)
+    tokenizer.enable_padding(length=length, pad_id=pad, pad_token=tokenizer.id_to_token(pad))
+    return [
+        f"{TOKENIZER}/tokenizer.json: sample {i}'s text gives other token ids than its input in samples.json"
+        for i, row in enumerate(rows)
+        if isinstance(row.get("text"), str) and tokenizer.encode(row["text"]).ids != [int(v) for v in row["input"]]
+    ]
+
+
+def _id_problems(tokenizer: Any, files: Path, preprocessing: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Sample ids beyond the bundled tokenizer's vocabulary, or a pad id other than training's."""
+    problems = []
+    top, size = max(int(v) for row in rows for v in row["input"]), tokenizer.get_vocab_size(with_added_tokens=True)
+    if top >= size:
+        problems.append(f"{TOKENIZER}/tokenizer.json: {size:,} tokens, but the samples use token id {top}")
+    pad = _pad_token_id(tokenizer, files)
+    if pad != preprocessing["pad_token_id"]:
+        problems.append(
+            f"{TOKENIZER}/: the tokenizer pads with id {pad}, training padded with "
+            f"preprocessing.pad_token_id {preprocessing['pad_token_id']}"
+        )
+    return problems
+
+
+def _pad_token_id(tokenizer: Any, files: Path) -> int | None:
+    """The pad id the tokenizer files declare: special_tokens_map.json's or tokenizer_config.json's pad token,
+    else tokenizer.json's padding."""
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        path = files / name
+        token = json.loads(path.read_text(encoding="utf-8")).get("pad_token") if path.is_file() else None
+        token = token.get("content") if isinstance(token, dict) else token
+        if isinstance(token, str):
+            return tokenizer.token_to_id(token)
+    return tokenizer.padding["pad_id"] if tokenizer.padding else None
 
 
 def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManager) -> Verification:

@@ -67,6 +67,8 @@ def app_readme(manifest: dict[str, Any]) -> str:
     ]
     if "fields" in pre:
         lines += _field_inputs(pre)
+    elif "tokenizer_folder" in pre:
+        lines += _text_inputs(pre, inp["shape"])
     else:
         lines.append(
             f"- preprocessing: {pre.get('input', 'raw input')} -> `x = raw * {pre.get('scale', 1):g} "
@@ -82,6 +84,8 @@ def app_readme(manifest: dict[str, Any]) -> str:
     else:
         lines += [*_head_outputs(heads), ""]
     threads = manifest["device"]["profile"]["runtime"]["threads"]
+    if "tokenizer_folder" in pre:
+        lines += [*_tokenize(pre), ""]
     if model["backend"] == "tflite" and classifier:
         lines += _kotlin(inp, out, in_q, out_q, pre, threads, model["file"])
     elif model["backend"] == "tflite":
@@ -106,6 +110,51 @@ def app_readme(manifest: dict[str, Any]) -> str:
         ]
     lines += ["", "`samples.json` holds a few inputs with the outputs this exact file produced.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _text_inputs(pre: dict[str, Any], shape: list[int | str]) -> list[str]:
+    """How a text becomes the model's input: the bundled tokenizer, its length and pad id, float32 ids."""
+    length, pad = pre["max_length"], pre["pad_token_id"]
+    case = {True: "; it lowercases the text itself", False: "; it keeps the case (do not lowercase)"}
+    rows = shape[0] if isinstance(shape[0], int) else 1
+    feed = f"- feed the ids as float32, one row of {length} per text, shape [{rows}, {length}]"
+    feed += f": exactly {rows} texts per call (pad with copies of the last)" if rows > 1 else " for one text"
+    return [
+        f"- text: tokenize with the bundled tokenizer in `{pre['tokenizer_folder']}/` (the `{pre['tokenizer']}` "
+        f"tokenizer the model was trained with), special tokens added{case.get(pre.get('lowercase'), '')}",
+        f"- truncate to {length} tokens and pad to {length} with the pad id {pad} (on the right)",
+        feed,
+    ]
+
+
+def _tokenize(pre: dict[str, Any]) -> list[str]:
+    """Python that turns ``text`` into the model's input ``x`` exactly as training did."""
+    length, pad, folder = pre["max_length"], pre["pad_token_id"], pre["tokenizer_folder"]
+    if "tokenizer.json" not in pre.get("tokenizer_files", []):
+        return [
+            "## Tokenize (Python, transformers)",
+            "```python",
+            "import numpy as np",
+            "from transformers import AutoTokenizer",
+            "",
+            f"tokenizer = AutoTokenizer.from_pretrained('{folder}')",
+            f"ids = tokenizer([text], max_length={length}, truncation=True,",
+            "                padding='max_length', padding_side='right')['input_ids']",
+            f"x = np.array(ids, dtype=np.float32)  # shape [1, {length}]",
+            "```",
+        ]
+    return [
+        "## Tokenize (Python, tokenizers)",
+        "```python",
+        "import numpy as np",
+        "from tokenizers import Tokenizer",
+        "",
+        f"tokenizer = Tokenizer.from_file('{folder}/tokenizer.json')",
+        f"tokenizer.enable_truncation(max_length={length})",
+        f"tokenizer.enable_padding(length={length}, pad_id={pad}, pad_token=tokenizer.id_to_token({pad}))",
+        f"x = np.array([tokenizer.encode(text).ids], dtype=np.float32)  # shape [1, {length}]",
+        "```",
+    ]
 
 
 def _field_inputs(pre: dict[str, Any]) -> list[str]:
@@ -224,13 +273,19 @@ def _kotlin(
     rows, classes = inp["shape"][0], out["shape"][-1]
     elements = int(np.prod(inp["shape"]))
     kind, score = _output_row(out_q)
+    if "tokenizer_folder" in pre:
+        fill = [f"for (id in ids) {_put('id', in_q)}  // {elements} token ids (Float): {rows} text(s), as in Input"]
+    else:
+        fill = [
+            f"for (raw in pixels) {{  // {elements} raw values: {rows} example(s), in the input's shape and layout",
+            f"    val x = raw * {pre.get('scale', 1):g}f {_plus(pre.get('offset', 0))}f",
+            f"    {_put('x', in_q)}",
+            "}",
+        ]
     return [
         *_litert_start(file, threads, ["roundToInt"]),
         f"val input = ByteBuffer.allocateDirect({elements} * {1 if in_q else 4}).order(ByteOrder.nativeOrder())",
-        f"for (raw in pixels) {{  // {elements} raw values: {rows} example(s), in the input's shape and layout",
-        f"    val x = raw * {pre.get('scale', 1):g}f {_plus(pre.get('offset', 0))}f",
-        f"    {_put('x', in_q)}",
-        "}",
+        *fill,
         f"val output = Array({rows}) {{ {kind}({classes}) }}",
         "interpreter.run(input, output)",
         "val predicted = output.map { row ->",

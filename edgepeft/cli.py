@@ -719,8 +719,9 @@ def verify(
     ctx: typer.Context,
     bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder or .zip written by `edgepeft deploy`.")],
 ) -> None:
-    """Check every file of a bundle against manifest.json's sha256, then re-run the sample inputs with the
-    runtime the manifest names and compare with the recorded outputs."""
+    """Check every file of a bundle against manifest.json's sha256, a text model's bundled tokenizer against the
+    samples, then re-run the sample inputs with the runtime the manifest names and compare with the recorded
+    outputs."""
     import tempfile
 
     from edgepeft.bundle import extract_zip
@@ -735,6 +736,8 @@ def verify(
         f"{bundle_dir}: every file matches its manifest sha256, and {result.samples_rerun} sample inputs give the "
         "recorded outputs"
     )
+    if result.tokenizer:
+        _console().print(f"tokenizer: {result.tokenizer}")
 
 
 def check_command_names(app: typer.Typer) -> None:

@@ -116,7 +116,8 @@ def deploy(
     timing_seconds: float = 2.0,
     progress: Any = None,
 ) -> Deployment:
-    """Export, gate on parity, measure, and write ``out_dir/<run>-<device>/`` and its ``.zip``.
+    """Export, gate on parity, measure, and write ``out_dir/<run>-<device>/`` and its ``.zip``; a text model's
+    tokenizer files go into the bundle's ``tokenizer/``.
 
     With ``push``, the bundle goes to the Android device and LiteRT's benchmark tool (when present there)
     times the model, which replaces the estimated device latency. Nothing is written unless parity passes,
@@ -126,6 +127,7 @@ def deploy(
     target = Path(out_dir) / f"{run.name}-{profile.name}"
     remote = f"{REMOTE_ROOT}/.{target.name}.staging"  # swapped into place once everything is there
     with atomic.atomic_directory(target) as tmp:
+        preprocessing = bundle.bundle_tokenizer(data.preprocessing, tmp)  # a text model's tokenizer, made relative
         checked = prepared.export(tmp)
         measured = None
         if push is not None:
@@ -135,7 +137,7 @@ def deploy(
                     f"{remote}/{checked.artifact.path.name}", profile.runtime.threads, options.batch_size
                 )
         report = prepared.measure(checked, device_latency=measured, timing_seconds=timing_seconds, progress=progress)
-        manifest = _manifest(prepared, checked.artifact.as_dict(), report, target.name)
+        manifest = _manifest(prepared, checked.artifact.as_dict(), report, target.name, preprocessing)
         if data.is_classifier:
             atomic.write_text(tmp / "labels.txt", "\n".join(data.labels) + "\n")
         samples = data.test.x[: bundle_docs.SAMPLES]
@@ -160,7 +162,9 @@ def deploy(
     return Deployment(target, zip_path, bundle.read_manifest(target), report)
 
 
-def _manifest(prepared: Prepared, artifact: dict[str, Any], report: ProfileReport, name: str) -> dict[str, Any]:
+def _manifest(
+    prepared: Prepared, artifact: dict[str, Any], report: ProfileReport, name: str, preprocessing: dict[str, Any]
+) -> dict[str, Any]:
     run, profile, options, data = prepared.run, prepared.profile, prepared.options, prepared.data
     return {
         "name": name,
@@ -177,7 +181,7 @@ def _manifest(prepared: Prepared, artifact: dict[str, Any], report: ProfileRepor
         },
         "inputs": artifact["inputs"],
         "outputs": artifact["outputs"],
-        "preprocessing": data.preprocessing,
+        "preprocessing": preprocessing,
         "labels": data.labels,
         "heads": [h.to_dict() for h in data.heads],
         "samples": {"file": "samples.json", "layout": "NCHW", "count": min(bundle_docs.SAMPLES, len(data.test))},

@@ -243,6 +243,7 @@ class Trainer:
         techniques = self.resolved.teacher_techniques
         model, edits, reports = self._adapted(self._build(section, options, data, ctx.seed), techniques, ctx)
         self._train("teacher", model, section, ctx, techniques)
+        files: dict[str, bytes] = {}
         for technique in techniques:  # e.g. merge adapters into the weights
             compressed = technique.compress(model, ctx)
             if compressed is None:
@@ -251,8 +252,9 @@ class Trainer:
             if compressed.record is not None:
                 edits.append(ModelEdit(technique=technique.name, record=compressed.record))
             reports.append({"technique": technique.name, **compressed.report})
+            files.update(compressed.files)
         spec = self._spec(section, options, data, model, edits)
-        distributed.on_main(self._save_teacher, model, spec, reports, key, work, shared)
+        distributed.on_main(self._save_teacher, model, spec, reports, files, key, work, shared)
         return model
 
     @staticmethod
@@ -277,10 +279,20 @@ class Trainer:
             self._share_teacher(folder, shared)
 
     def _save_teacher(
-        self, model: torch.nn.Module, spec: ModelSpec, reports: list[dict[str, Any]], key: str, work: Path, shared: Path
+        self,
+        model: torch.nn.Module,
+        spec: ModelSpec,
+        reports: list[dict[str, Any]],
+        files: dict[str, bytes],
+        key: str,
+        work: Path,
+        shared: Path,
     ) -> None:
         save_model(model, spec, work / "teacher")
         atomic.write_json(work / "teacher" / TECHNIQUES, reports)
+        for name, content in files.items():
+            (work / "teacher" / name).parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_bytes(work / "teacher" / name, content)
         atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
         self._share_teacher(work / "teacher", shared)
 

@@ -23,12 +23,14 @@ class Compressed:
     ``record`` (JSON-able) describes any change to the architecture, so that a saved student can be rebuilt
     before its weights load: it is saved in ``model.json`` and handed back to :meth:`Technique.rebuild`.
     ``None`` means the architecture is unchanged. ``report`` holds figures for ``metrics.json``
-    (parameters and FLOPs before and after, notes for the user).
+    (parameters and FLOPs before and after, notes for the user). ``files`` (relative name -> content) are
+    saved beside a trained teacher, e.g. its adapters on their own.
     """
 
     model: torch.nn.Module
     record: dict[str, Any] | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 class Technique(NeedsPackages):

@@ -14,6 +14,7 @@ from edgepeft.plugins import default_manager
 REQUIRED = {
     "android",
     "android-recommendation",
+    "android-text",
     "raspberry-pi-5",
     "realtime-vision",
     "jetson-orin-nano",

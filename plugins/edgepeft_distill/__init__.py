@@ -1,4 +1,5 @@
-"""Technique plugin ``distill``: distillation (Hinton et al., 2015) from the recipe's teacher, per head.
+"""Technique plugins ``distill``: distillation (Hinton et al., 2015) from the recipe's teacher, per head;
+and ``init-from-teacher``: the student starts from the trained teacher's weights where they fit.
 
 A classification head matches the teacher's softened class distribution (KL at temperature T, scaled by
 T²); a binary head its softened probability (binary cross-entropy at temperature T, scaled by T²); a
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, NonNegativeInt
 
 import edgepeft
-from edgepeft import Head, Signature, StrictModel, Technique
+from edgepeft import Compressed, Head, Signature, StrictModel, Technique
 
 if TYPE_CHECKING:
     import torch
@@ -169,6 +170,56 @@ class Distill(Technique):
         return F.mse_loss(student, teacher)
 
 
+class TeacherInitOptions(StrictModel):
+    layers: dict[str, NonNegativeInt] = Field(
+        {},
+        description="Where the student's numbered blocks come from, e.g. {0 = 3}: the student's block 0 takes "
+        "the teacher's block 3 (default: the same number).",
+    )
+
+
+class InitFromTeacher(Technique):
+    name = "init-from-teacher"
+    description = "start the student from the trained teacher's weights wherever names and shapes match"
+    Options = TeacherInitOptions
+    options: TeacherInitOptions
+
+    def adapt(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed:
+        """The student, before it trains, with every tensor the trained teacher has under the same name (block
+        numbers mapped by ``layers``) and shape copied in, e.g. a fine-tuned classification head and
+        adapted attention; list it before techniques that reshape the student."""
+        import torch
+
+        if ctx.teacher is None:
+            raise edgepeft.ConfigError("init-from-teacher needs a teacher", fix="Add a [teacher] section to the recipe")
+        teacher = ctx.teacher.state_dict()
+        copied, skipped = 0, []
+        with torch.no_grad():
+            for name, tensor in model.state_dict().items():
+                source = teacher.get(self._teacher_name(name))
+                if source is None or source.shape != tensor.shape:
+                    skipped.append(name)
+                    continue
+                tensor.copy_(source)
+                copied += tensor.numel()
+        if not copied:
+            raise edgepeft.ConfigError(
+                "the teacher has no tensor of the student's names and shapes: nothing to start from",
+                where="[[techniques]] init-from-teacher",
+                fix="Remove the technique, or use a student of the teacher's family",
+            )
+        report = {"values_copied": copied, "tensors_not_copied": len(skipped), "examples_not_copied": skipped[:5]}
+        return Compressed(model=model, report=report)
+
+    def _teacher_name(self, name: str) -> str:
+        parts = name.split(".")
+        for i, part in enumerate(parts[1:], start=1):  # the first number after a list of blocks
+            if part.isdigit():
+                parts[i] = str(self.options.layers.get(part, int(part)))
+                break
+        return ".".join(parts)
+
+
 def attention_kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """KL(teacher || student) of attention probabilities (batch, heads, queries, keys) per query token,
     averaged over the heads (each model's heads averaged first when their counts differ)."""
@@ -184,3 +235,4 @@ def attention_kl(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 @edgepeft.hookimpl
 def edgepeft_register_techniques(register: edgepeft.Registrar) -> None:
     register(Distill)
+    register(InitFromTeacher)

@@ -29,7 +29,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 import edgepeft
 from edgepeft import Compressed, ModelFamily, StrictModel, Technique
@@ -52,9 +52,21 @@ class HFClassifierOptions(StrictModel):
     )
     hidden_size: PositiveInt | None = Field(None, description="A narrower model (pretrained = false only).")
     heads: PositiveInt | None = Field(None, description="Attention heads with hidden_size (default hidden_size/64).")
+    pooling: Literal["cls", "mean"] = Field(
+        "cls",
+        description="cls: the model's own head on the first token; mean: the mean of the real tokens' last "
+        "states through the pooler's dense layer (as sentence-transformers models were trained).",
+    )
     intermediate_size: PositiveInt | None = Field(
         None, description="Feed-forward neurons per layer; pretrained: the most important ones are kept."
     )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        """A local folder by absolute path, so a saved model rebuilds from any working directory."""
+        folder = Path(path).expanduser()
+        return str(folder.resolve()) if path != MINILM and folder.is_dir() else path
 
     @model_validator(mode="after")
     def _narrow_from_scratch(self) -> HFClassifierOptions:
@@ -97,12 +109,12 @@ def classifier_class() -> type[torch.nn.Module]:
         """Float token ids in, class logits out; ``model`` is the Hugging Face module. After vocabulary
         pruning, ``token_map`` maps the tokenizer's ids to the rows the pruned embedding kept."""
 
-        def __init__(self, model: nn.Module, pad_token_id: int) -> None:
+        def __init__(self, model: nn.Module, pad_token_id: int, pooling: str = "cls") -> None:
             super().__init__()
             self.model = model
             self.pad_token_id = pad_token_id
+            self.pooling = pooling
             self.register_buffer("token_map", None)  # set (and saved) by prune_vocabulary
-
             self.capture = False
             self.intermediates: dict[str, Any] = {}
 
@@ -114,12 +126,19 @@ def classifier_class() -> type[torch.nn.Module]:
             mask = (ids != self.pad_token_id).to(torch.int64)
             if self.token_map is not None:  # index_select exports to ONNX Gather and TFLite GATHER alike
                 ids = torch.index_select(self.token_map, 0, ids.reshape(-1)).reshape(ids.shape)
-            out = self.model(
-                input_ids=ids, attention_mask=mask, output_hidden_states=self.capture, output_attentions=self.capture
-            )
+            inputs = {"output_hidden_states": self.capture, "output_attentions": self.capture}
+            if self.pooling == "cls":  # the model's own head
+                out = self.model(input_ids=ids, attention_mask=mask, **inputs)
+                logits = out.logits
+            else:
+                out = self.model.base_model(input_ids=ids, attention_mask=mask, **inputs)
+                weights = mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+                mean = (out.last_hidden_state * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+                pooler = self.model.base_model.pooler
+                logits = self.model.classifier(self.model.dropout(pooler.activation(pooler.dense(mean))))
             if self.capture:
                 self.intermediates = {"hidden": out.hidden_states, "attention": out.attentions, "mask": mask}
-            return out.logits
+            return logits
 
         def capture_intermediates(self, on: bool) -> None:
             """Keep each forward's hidden states (embeddings, then each layer), attention probabilities and
@@ -244,7 +263,16 @@ def build_classifier(options: HFClassifierOptions, num_classes: int) -> torch.nn
             model.config.num_hidden_layers = len(options.layers)
         if options.intermediate_size is not None:
             keep_neurons(model, options.intermediate_size)
-    return classifier_class()(model, config.pad_token_id or 0)
+    if options.pooling == "mean" and not all(
+        hasattr(part, name) for part, name in ((model, "classifier"), (model, "dropout"), (model.base_model, "pooler"))
+    ):
+        raise edgepeft.ConfigError(
+            f"pooling = 'mean' needs a BERT-style classifier (pooler, dropout, classifier); {type(model).__name__} "
+            "differs",
+            where="model option pooling",
+            fix='Use pooling = "cls" (the model\'s own head)',
+        )
+    return classifier_class()(model, config.pad_token_id or 0, options.pooling)
 
 
 def keep_neurons(model: torch.nn.Module, size: int) -> None:
@@ -377,19 +405,33 @@ class Lora(Technique):
         return adapted
 
     def compress(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed | None:
-        """The adapters merged into the weights (the model as built), or kept, with the trainable share."""
+        """The adapters merged into the weights (the model as built), or kept, with the trainable share; the
+        adapters on their own (peft's ``adapter_model.safetensors`` and ``adapter_config.json``) go to
+        ``adapter/`` beside the saved teacher, for ``peft.PeftModel.from_pretrained``."""
         trainable, total = self.counts
         report = {"trainable_parameters": trainable, "total_parameters": total, "trainable_share": trainable / total}
+        files = adapter_files(model)
         if self.options.merge:
-            return Compressed(model=model.merge_and_unload(), report=report)
+            return Compressed(model=model.merge_and_unload(), report=report, files=files)
         # the model with its adapters injected, called as before (a PeftModel's forward(*args) does not export)
-        return Compressed(model=model.get_base_model(), record=self.options.model_dump(mode="json"), report=report)
+        record = self.options.model_dump(mode="json")
+        return Compressed(model=model.get_base_model(), record=record, report=report, files=files)
 
     @classmethod
     def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:
         import peft
 
         return peft.get_peft_model(model, cls(LoraOptions(**record)).config()).get_base_model()
+
+
+def adapter_files(model: Any) -> dict[str, bytes]:
+    """A peft model's adapters (and fully trained modules) as peft saves them, by name under ``adapter/``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        names = ("adapter_model.safetensors", "adapter_config.json")
+        return {f"adapter/{name}": (Path(tmp) / name).read_bytes() for name in names}
 
 
 class VocabularyOptions(StrictModel):

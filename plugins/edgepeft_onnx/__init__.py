@@ -135,6 +135,7 @@ class ONNXBackend(Backend):
             reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            op_types_to_quantize=_static_op_types(prepared),
         )
 
     # -- run -----------------------------------------------------------------------------------------
@@ -208,6 +209,19 @@ class ONNXBackend(Backend):
                 and not registry.is_registered(node.target)
             }
         )
+
+
+def _static_op_types(model: Path) -> list[str] | None:
+    """The operators static int8 quantizes: all it can (None), except in a graph with attention (Softmax),
+    where the element-wise operators (the additive attention mask, softmax, residual adds) stay float and
+    only those with a QDQ kernel (matrix products, gathers, layer norms, shape ops) are quantized: quantizing
+    the rest cut a MiniLM student's top-1 agreement with PyTorch from 99.8% to 86.8%."""
+    import onnx
+    from onnxruntime.quantization.registry import QDQRegistry
+
+    if not any(node.op_type == "Softmax" for node in onnx.load(str(model), load_external_data=False).graph.node):
+        return None
+    return sorted(QDQRegistry)
 
 
 class _Calibration:

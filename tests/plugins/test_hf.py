@@ -107,6 +107,7 @@ def _tiny_task(ids: np.ndarray) -> edgepeft.TaskData:
 def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, ids, merge, tmp_path):
     from edgepeft.train import TrainContext, fit
 
+    peft = pytest.importorskip("peft")
     manager = default_manager()
     lora = manager.techniques.get("lora")
     technique = lora(lora.Options(merge=merge))
@@ -120,6 +121,13 @@ def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, 
     result = technique.compress(adapted, ctx)
     assert result.report["trainable_share"] < 0.05 and result.report["total_parameters"] > 22_000_000
     outputs = predict(result.model, ids)
+    for name, content in result.files.items():  # the adapters alone, loaded by peft onto the pretrained model
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size < 2_000_000
+    torch.manual_seed(1)  # another classification head: the adapter brings its own
+    fresh = peft.PeftModel.from_pretrained(family().build(family.Options(), (24,), 2), tmp_path / "adapter")
+    np.testing.assert_allclose(predict(fresh.get_base_model(), ids), outputs, atol=1e-4)
     if merge:
         assert result.record is None and set(result.model.state_dict()) == set(base.state_dict())
         merged = result.model.model.base_model.encoder.layer[3].attention.self.query.weight
@@ -224,3 +232,29 @@ def test_tokenizer_and_model_must_agree(family):
     with pytest.raises(edgepeft.ConfigError, match="pads with id 3, the model masks id 0; rows of 600 tokens exceed"):
         family().check_data(family.Options(), task(600, 3))
     family().check_data(family.Options(), task(64, 0))
+
+
+def test_a_local_folder_is_kept_by_absolute_path(family, tmp_path, monkeypatch):
+    from edgepeft_hf import model_folder
+
+    (tmp_path / "mini").symlink_to(model_folder("all-minilm-l6-v2"))
+    monkeypatch.chdir(tmp_path)
+    options = family.Options(path="mini")
+    assert options.path == str(model_folder("all-minilm-l6-v2").resolve())
+    assert family.Options(path="all-minilm-l6-v2").path == "all-minilm-l6-v2"
+
+
+def test_mean_pooling_averages_the_real_tokens_and_exports(family, ids, tmp_path):
+    model = family().build(family.Options(layers=[0], pooling="mean"), (24,), 2).eval()
+    x = torch.from_numpy(ids).long()
+    mask = (x != 0).long()
+    with torch.no_grad():
+        states = model.model.base_model(input_ids=x, attention_mask=mask).last_hidden_state
+        mean = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        pooler = model.model.base_model.pooler
+        expected = model.model.classifier(pooler.activation(pooler.dense(mean)))
+    outputs = predict(model, ids)
+    np.testing.assert_allclose(outputs, expected.numpy(), atol=1e-5)
+    onnx = default_manager().backends.get("onnx")()
+    runner = onnx.load(onnx.export(model, ids[:2], tmp_path, edgepeft.ExportOptions()), edgepeft.ExportOptions())
+    np.testing.assert_allclose(runner(ids), outputs, atol=1e-4)

@@ -146,3 +146,22 @@ def test_layer_maps_and_models_without_insides_are_refused(manager, task):
     cnn = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
     with pytest.raises(edgepeft.ConfigError, match=r"the student \(Sequential\) does not"):
         _distill(manager, task, cnn, teacher, attention=1.0)
+
+
+def test_a_student_starts_from_the_trained_teachers_tensors_that_fit(manager, task):
+    teacher = _build(manager, layers=[0, 1])
+    with torch.no_grad():
+        for parameter in teacher.parameters():  # a "trained" teacher: unlike the pretrained weights
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    init = manager.techniques.get("init-from-teacher")
+    ctx = TrainContext(data=task, teacher=teacher, batch_size=8, seed=0)
+    student = _build(manager, layers=[0], intermediate_size=512)
+    result = init(init.Options(layers={"0": 1})).adapt(student, ctx)
+    layer, source = student.model.base_model.encoder.layer[0], teacher.model.base_model.encoder.layer[1]
+    assert torch.equal(layer.attention.self.query.weight, source.attention.self.query.weight)
+    assert torch.equal(student.model.classifier.weight, teacher.model.classifier.weight)
+    assert not torch.equal(layer.intermediate.dense.weight, source.intermediate.dense.weight[:512])  # other shape
+    assert result.record is None and result.report["tensors_not_copied"] == 3  # FFN weights, first bias
+    assert "model.bert.encoder.layer.0.intermediate.dense.weight" in result.report["examples_not_copied"]
+    with pytest.raises(edgepeft.ConfigError, match="init-from-teacher needs a teacher"):
+        init(init.Options()).adapt(student, TrainContext(data=task, teacher=None, batch_size=8, seed=0))
