@@ -29,7 +29,7 @@ from edgepeft.models import ModelFamily, ModelSpec
 from edgepeft.quiet import quiet_loggers
 from edgepeft.registry import Registrar
 from edgepeft.tasks import Field, Head, Signature
-from edgepeft.technique import Compressed, Technique
+from edgepeft.technique import Compressed, Technique, count_parameters
 from edgepeft.torch_program import TorchProgramBackend
 from edgepeft.validation import StrictModel
 
@@ -102,6 +102,7 @@ __all__ = [
     "TrainingError",
     "UnknownNameError",
     "__version__",
+    "count_parameters",
     "hookimpl",
     "predict",
     "quiet_loggers",

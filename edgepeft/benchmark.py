@@ -24,8 +24,9 @@ from edgepeft.errors import EdgepeftError
 from edgepeft.export import CheckedExport, calibration_inputs, export_checked, export_options
 from edgepeft.memory import measure_peak_memory
 from edgepeft.profile import Latency, measure_latency, sample_batch
-from edgepeft.run import Run, count_parameters, load_model
+from edgepeft.run import Run, load_model
 from edgepeft.tasks import primary_metrics
+from edgepeft.technique import count_parameters
 
 if TYPE_CHECKING:
     import torch

@@ -23,7 +23,15 @@ MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer"
 """The bundle folder holding a text model's tokenizer; ``preprocessing.tokenizer_folder`` names it."""
 TOKENIZER_FILES = frozenset(
-    {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "merges.txt", "vocab.json"}
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "merges.txt",
+        "vocab.json",
+    }
 )
 
 

@@ -557,6 +557,10 @@ def bench(
     ),
     quick: Annotated[bool, typer.Option(help="Time each batch for 0.2 s instead of TIMING_SECONDS.")] = False,
     timing_seconds: TimingOption = 2.0,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Measure only these, e.g. --only 'teacher onnx fp32' --only 'student onnx int8'."),
+    ] = None,
     runs_dir: RunsDirOption = Path("runs"),
 ) -> None:
     """Measure the teacher, the one-line int8 baselines (onnxruntime dynamic, TFLite post-training) and the
@@ -570,6 +574,16 @@ def bench(
     profile = load_profile(device, manager.devices)
     opened = open_run(run, manager, runs_dir)
     todo, skipped = candidates(manager)
+    if only:
+        labels = {c.label for c in todo}
+        unknown = [label for label in only if label not in labels]
+        if unknown:
+            raise ConfigError(
+                f"nothing to measure named {', '.join(map(repr, unknown))}",
+                where="--only",
+                fix=f"Use the labels of the models here: {', '.join(sorted(labels))}",
+            )
+        todo = [c for c in todo if c.label in only]
     with _progress() as progress:
         task = progress.add_task("benchmark", total=len(todo))
         result = bench_run(

@@ -151,7 +151,7 @@ def technique_round_trip(
     from its record, then export through the parity gate."""
     import torch
 
-    from edgepeft.run import count_parameters
+    from edgepeft.technique import count_parameters
 
     data, build = example_task(manager, type(technique).example_data)
     trained = build(True)
@@ -194,7 +194,7 @@ def backend_round_trips(
     backend: Backend, manager: PluginManager, directory: Path, precisions: Sequence[str]
 ) -> list[RoundTrip]:
     """:func:`backend_round_trip` at each of ``precisions``, all from one trained tiny CNN."""
-    from edgepeft.run import count_parameters
+    from edgepeft.technique import count_parameters
 
     data = tiny_data(manager)
     model = tiny_model(manager, data)
@@ -228,7 +228,7 @@ def model_round_trip(family: type[ModelFamily], manager: PluginManager, director
     export it with ONNX through the parity gate."""
     import torch
 
-    from edgepeft.run import count_parameters
+    from edgepeft.technique import count_parameters
 
     dataset = manager.datasets.get(family.example_data)
     data = dataset().load(options_for(dataset), 0)

@@ -32,6 +32,7 @@ from edgepeft.errors import (
 from edgepeft.models import ModelEdit, ModelSpec
 from edgepeft.recipe import ModelSection, ResolvedRecipe, resolve
 from edgepeft.tasks import primary_metrics
+from edgepeft.technique import count_parameters
 from edgepeft.train import Checkpointer, FineTuner, FitResult, StepState, TrainContext, evaluate, fit, predict, score
 from edgepeft.validation import parse, read_toml
 
@@ -71,10 +72,6 @@ class ModelReport:
     """What the model family says about the trained model (:meth:`ModelFamily.describe`)."""
     techniques: list[dict[str, Any]]
     """What the techniques that shaped its training reported (the teacher's, e.g. lora's trainable share)."""
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def save_model(model: torch.nn.Module, spec: ModelSpec, directory: Path) -> None:
@@ -291,8 +288,15 @@ class Trainer:
         save_model(model, spec, work / "teacher")
         atomic.write_json(work / "teacher" / TECHNIQUES, reports)
         for name, content in files.items():
-            (work / "teacher" / name).parent.mkdir(parents=True, exist_ok=True)
-            atomic.write_bytes(work / "teacher" / name, content)
+            path = work / "teacher" / name
+            if Path(name).is_absolute() or ".." in Path(name).parts or path.exists():
+                raise TrainingError(
+                    f"a teacher technique returned the file name {name!r}, which leaves the teacher's folder or "
+                    "replaces a saved file",
+                    fix="Report it to the technique's authors: names are new paths inside the folder",
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_bytes(path, content)
         atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
         self._share_teacher(work / "teacher", shared)
 

@@ -397,7 +397,7 @@ class Search:
         import numpy as np
 
         from edgepeft.compute import forward_flops
-        from edgepeft.run import count_parameters
+        from edgepeft.technique import count_parameters
 
         shape = tuple(self.data.input_shape)
         model = self.manager.models.get(resolved.recipe.student.model)().build_for(
@@ -416,11 +416,12 @@ class Search:
         return None
 
     def _least_mb(self, resolved: Any, result: TrialResult) -> float:
-        """The smallest file the trial's student can make (0 when a technique may shrink it): one byte per
+        """The smallest file the trial's student can make (0 when a technique may reshape it): one byte per
         int8 parameter, two per fp16, four per fp32."""
         from edgepeft.technique import Technique
 
-        if any(type(t).compress is not Technique.compress for t in resolved.techniques):
+        techniques = [type(t) for t in resolved.techniques]
+        if any(t.compress is not Technique.compress or t.adapt is not Technique.adapt for t in techniques):
             return 0.0
         per_parameter = {"int8": 1, "int8-dynamic": 1, "fp16": 2}.get(result.precision or "", 4)
         return (result.parameters or 0) * per_parameter / 1e6

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from edgepeft.train import Batch, TrainContext
 
 
+def count_parameters(model: torch.nn.Module) -> int:
+    """The model's parameters; one shared between modules counts once."""
+    return sum(p.numel() for p in model.parameters())
+
+
 @dataclass
 class Compressed:
     """What :meth:`Technique.compress` returns.
@@ -24,7 +29,7 @@ class Compressed:
     before its weights load: it is saved in ``model.json`` and handed back to :meth:`Technique.rebuild`.
     ``None`` means the architecture is unchanged. ``report`` holds figures for ``metrics.json``
     (parameters and FLOPs before and after, notes for the user). ``files`` (relative name -> content) are
-    saved beside a trained teacher, e.g. its adapters on their own.
+    saved beside a trained teacher, e.g. its adapters on their own (a student technique's are not saved).
     """
 
     model: torch.nn.Module
@@ -39,8 +44,9 @@ class Technique(NeedsPackages):
     0. :meth:`adapt` changes a model before it trains: the teacher for techniques listed under
        ``[[teacher.techniques]]`` (e.g. LoRA adapters, whose :meth:`compress` merges them after it trained),
        the student for the others (e.g. layers sharing their weights);
-    1. :meth:`setup` runs once before the student's first step, the adapted student in ``ctx.model`` (e.g.
-       cache teacher outputs);
+    1. :meth:`setup` runs once before the student's first step, the adapted student in ``ctx.model`` (a
+       run resumed after a compression stage: the latest stage's student; a technique's own parameters
+       start afresh) (e.g. cache teacher outputs);
     2. :meth:`loss_terms` adjusts the named loss terms of every training step (the total is their sum);
     3. :meth:`compress` runs after the student has trained, in recipe order (prune, factorize,
        quantization-aware fine-tuning); ``ctx.finetune`` trains the compressed model to recover, with

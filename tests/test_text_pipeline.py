@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from edgepeft.cli import app
 from edgepeft.plugins import default_manager
-from edgepeft.run import count_parameters, load_model
+from edgepeft.run import load_model
+from edgepeft.technique import count_parameters
 
 pytest.importorskip("peft")
 

@@ -94,7 +94,7 @@ class Distill(Technique):
         layers, teacher_layers = student.layer_count(), teacher.layer_count()
         first = 0 if self.options.hidden else 1
         self.layer_map = dict(self.options.layer_map) or {
-            i: round(i * teacher_layers / layers) for i in range(first, layers + 1)
+            i: max(min(i, 1), round(i * teacher_layers / layers)) for i in range(first, layers + 1)
         }
         for s, t in self.layer_map.items():
             if not (s <= layers and t <= teacher_layers and (s == 0) == (t == 0)):
@@ -134,11 +134,14 @@ class Distill(Technique):
         import torch
 
         student = self.ctx.model
+        if not hasattr(student, "capture_intermediates"):  # e.g. wrapped for quantization-aware training
+            return {}
         if not student.capture:  # a model new to this technique (e.g. after a compression stage)
             student.capture_intermediates(True)
             return {}
+        length = student.intermediates["mask"].shape[1]  # a training student skips all-padding columns
         with torch.no_grad():
-            self.teacher(batch.x)
+            self.teacher(batch.x[:, :length])
         s, t = student.intermediates, self.teacher.intermediates
         mask = s["mask"].to(s["hidden"][0].dtype)
         tokens = mask.sum()
@@ -192,6 +195,7 @@ class InitFromTeacher(Technique):
 
         if ctx.teacher is None:
             raise edgepeft.ConfigError("init-from-teacher needs a teacher", fix="Add a [teacher] section to the recipe")
+        self._check_layers()
         teacher = ctx.teacher.state_dict()
         copied, skipped = 0, []
         with torch.no_grad():
@@ -210,6 +214,15 @@ class InitFromTeacher(Technique):
             )
         report = {"values_copied": copied, "tensors_not_copied": len(skipped), "examples_not_copied": skipped[:5]}
         return Compressed(model=model, report=report)
+
+    def _check_layers(self) -> None:
+        bad = [key for key in self.options.layers if not key.isdigit()]
+        if bad:
+            raise edgepeft.ConfigError(
+                f"init-from-teacher layers keys must be student block numbers, not {', '.join(map(repr, bad))}",
+                where="[[techniques]] init-from-teacher.layers",
+                fix="Write e.g. layers = {0 = 3, 1 = 5} (student block 0 from teacher block 3, counted from 0)",
+            )
 
     def _teacher_name(self, name: str) -> str:
         parts = name.split(".")

@@ -4,9 +4,9 @@
 ``hf-classifier`` is a Hugging Face sequence classifier (BERT family) from a local folder.
 
 Inputs are token ids stored as float32 (the ``text`` data sets' encoding): the model casts them to integers
-and masks the padding (ids equal to the model's pad token), so the exported file takes one tensor. In eager
-PyTorch the columns every row of a batch pads are dropped first (the outputs are the same, training is
-faster); exported files keep the full length. ``path`` is the packaged all-MiniLM-L6-v2
+and masks the padding (ids equal to the model's pad token), so the exported file takes one tensor. While
+training, the columns every row of a batch pads are dropped first (the outputs are the same, training is
+faster); evaluation and exported files take the full length. ``path`` is the packaged all-MiniLM-L6-v2
 (``all-minilm-l6-v2``) or a local folder with a Hugging Face model; edgepeft never downloads, and checks the
 data set's tokenizer against the model (vocabulary, pad id, positions). A smaller student is built from the
 same folder: ``layers`` keeps chosen encoder layers, initialised from the pretrained ones;
@@ -120,7 +120,7 @@ def classifier_class() -> type[torch.nn.Module]:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             ids = x.to(torch.int64)
-            if not torch.compiler.is_compiling():  # eager: drop the columns every row pads (same outputs)
+            if self.training and not torch.compiler.is_compiling():  # drop the columns every row pads
                 used = (ids != self.pad_token_id).any(0).nonzero()
                 ids = ids[:, : int(used.max()) + 1 if len(used) else 1]
             mask = (ids != self.pad_token_id).to(torch.int64)
@@ -161,8 +161,8 @@ def classifier_class() -> type[torch.nn.Module]:
             table = embedding.table if isinstance(embedding, FactorizedEmbedding) else embedding
             rows = torch.tensor(kept, dtype=torch.int64)
             pruned = nn.Embedding(len(kept), table.embedding_dim)
-            with torch.no_grad():
-                pruned.weight.copy_(table.weight[rows])
+            with torch.no_grad():  # an already pruned table holds the rows token_map points to
+                pruned.weight.copy_(table.weight[rows if self.token_map is None else self.token_map[rows]])
             vocabulary = self.token_map.numel() if self.token_map is not None else table.num_embeddings
             token_map = torch.full((vocabulary,), kept.index(unknown), dtype=torch.int64)
             token_map[rows] = torch.arange(len(kept))
@@ -189,6 +189,12 @@ def classifier_class() -> type[torch.nn.Module]:
             """Replace the token embedding by a ``rank``-wide table and a projection to the hidden size, from
             the truncated SVD of the current table (``from_weights``); returns the share of its energy kept."""
             embedding = self.model.get_input_embeddings()
+            if isinstance(embedding, FactorizedEmbedding):
+                raise edgepeft.ConfigError(
+                    "the token embedding is factorized already",
+                    where="[[techniques]] factorize-embeddings",
+                    fix="List factorize-embeddings once",
+                )
             factorized = FactorizedEmbedding(embedding.num_embeddings, rank, embedding.embedding_dim)
             energy = 1.0
             if from_weights:
@@ -317,12 +323,10 @@ class HFClassifier(ModelFamily):
         if folder is None:
             return
         config = transformers.AutoConfig.from_pretrained(str(model_folder(options.path)), local_files_only=True)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         problems = []
-        if len(tokenizer) > config.vocab_size:
-            problems.append(
-                f"the tokenizer has {len(tokenizer):,} tokens, the model's vocabulary {config.vocab_size:,}"
-            )
+        largest = int(max(split.x.max(initial=0) for split in (data.train, data.validation, data.test)))
+        if largest >= config.vocab_size:
+            problems.append(f"token id {largest:,} is beyond the model's vocabulary of {config.vocab_size:,}")
         if (config.pad_token_id or 0) != data.preprocessing.get("pad_token_id"):
             problems.append(
                 f"the tokenizer pads with id {data.preprocessing.get('pad_token_id')}, the model masks "
@@ -407,7 +411,8 @@ class Lora(Technique):
     def compress(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed | None:
         """The adapters merged into the weights (the model as built), or kept, with the trainable share; the
         adapters on their own (peft's ``adapter_model.safetensors`` and ``adapter_config.json``) go to
-        ``adapter/`` beside the saved teacher, for ``peft.PeftModel.from_pretrained``."""
+        ``adapter/`` beside the saved teacher, for ``peft.PeftModel.from_pretrained`` onto an hf-classifier
+        built as the teacher was (the names carry edgepeft's wrapper, not a bare Hugging Face model's)."""
         trainable, total = self.counts
         report = {"trainable_parameters": trainable, "total_parameters": total, "trainable_share": trainable / total}
         files = adapter_files(model)
@@ -450,10 +455,6 @@ def hf_student(model: torch.nn.Module, technique: str) -> torch.nn.Module:
     return model
 
 
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 class PruneVocabulary(Technique):
     name = "prune-vocab"
     description = "keep only the embedding rows of tokens the train split uses (other ids read [UNK]'s) and positions"
@@ -481,7 +482,7 @@ class PruneVocabulary(Technique):
         unknown = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
         used = set(np.unique(ctx.data.train.x.astype(np.int64)).tolist()) | set(tokenizer.all_special_ids)
         config = model.model.config
-        before, vocabulary = parameter_count(model), config.vocab_size
+        before, vocabulary = edgepeft.count_parameters(model), config.vocab_size
         kept = sorted(used)
         record: dict[str, Any] = {"kept": kept, "unknown": unknown}
         model.prune_vocabulary(kept, unknown)
@@ -494,7 +495,7 @@ class PruneVocabulary(Technique):
             "vocabulary_before": vocabulary,
             "vocabulary_after": len(kept),
             "positions_after": record.get("positions", config.max_position_embeddings),
-            "parameters_removed": before - parameter_count(model),
+            "parameters_removed": before - edgepeft.count_parameters(model),
             "validation_tokens_unseen": unseen,
         }
         return Compressed(model=model, record=record, report=report)
@@ -529,12 +530,12 @@ class FactorizeEmbeddings(Technique):
                 where="[[techniques]] factorize-embeddings.rank",
                 fix=f"Set a rank below {width}",
             )
-        before = parameter_count(model)
+        before = edgepeft.count_parameters(model)
         energy = model.factorize_embeddings(self.options.rank, from_weights=True)
         report = {
             "rank": self.options.rank,
             "svd_energy_kept": energy,
-            "parameters_removed": before - parameter_count(model),
+            "parameters_removed": before - edgepeft.count_parameters(model),
         }
         return Compressed(model=model, record={"rank": self.options.rank}, report=report)
 

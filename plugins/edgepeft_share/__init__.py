@@ -42,10 +42,6 @@ def repeated_blocks(model: nn.Module) -> dict[str, nn.ModuleList]:
     }
 
 
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())  # a shared parameter counts once
-
-
 class Share(Technique):
     name = "share"
     description = "cross-layer parameter sharing (ALBERT): every repeated block uses one block's weights"
@@ -55,13 +51,13 @@ class Share(Technique):
 
     def adapt(self, model: torch.nn.Module, ctx: edgepeft.TrainContext) -> Compressed:
         """The student, before it trains, with its blocks sharing the ``source`` block's weights."""
-        before = parameter_count(model)
+        before = edgepeft.count_parameters(model)
         record = {**self.options.model_dump(mode="json"), "blocks": self._blocks_name(model)}
         shared = share(model, record)
         report = {
             "blocks": record["blocks"],
             "blocks_sharing": shared,
-            "parameters_removed": before - parameter_count(model),
+            "parameters_removed": before - edgepeft.count_parameters(model),
         }
         return Compressed(model=model, record=record, report=report)
 
@@ -81,7 +77,7 @@ class Share(Technique):
                 where="[[techniques]] share",
                 fix="Remove the technique, or give the student at least two layers",
             )
-        return max(found, key=lambda name: parameter_count(found[name]))
+        return max(found, key=lambda name: edgepeft.count_parameters(found[name]))
 
     @classmethod
     def rebuild(cls, model: torch.nn.Module, record: dict[str, Any]) -> torch.nn.Module:

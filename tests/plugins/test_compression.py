@@ -13,7 +13,7 @@ import torch
 import edgepeft
 from edgepeft.devices import ParityThresholds, parity_thresholds
 from edgepeft.export import calibration_inputs, export_checked
-from edgepeft.run import count_parameters
+from edgepeft.technique import count_parameters
 from edgepeft.train import TrainContext, fit, score
 
 _exports = itertools.count()

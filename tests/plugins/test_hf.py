@@ -258,3 +258,26 @@ def test_mean_pooling_averages_the_real_tokens_and_exports(family, ids, tmp_path
     onnx = default_manager().backends.get("onnx")()
     runner = onnx.load(onnx.export(model, ids[:2], tmp_path, edgepeft.ExportOptions()), edgepeft.ExportOptions())
     np.testing.assert_allclose(runner(ids), outputs, atol=1e-4)
+
+
+def test_pruning_a_pruned_vocabulary_keeps_the_right_rows(family, ids):
+    model = family().build(family.Options(layers=[0]), (24,), 2).eval()
+    before = predict(model, ids)
+    used = sorted(set(np.unique(ids).astype(int).tolist()) | {100})
+    model.prune_vocabulary(sorted(set(used) | set(range(1000, 1100))), 100)  # wider, then cut to what is used
+    model.prune_vocabulary(used, 100)
+    assert model.model.get_input_embeddings().num_embeddings == len(used)
+    np.testing.assert_allclose(predict(model, ids), before, atol=1e-5)
+
+
+def test_token_ids_beyond_the_vocabulary_are_refused(family):
+    import dataclasses
+
+    from edgepeft_hf import model_folder
+
+    task = _tiny_task(np.full((4, 16), 40_000, np.float32))
+    data = dataclasses.replace(
+        task, preprocessing={"tokenizer_folder": str(model_folder("all-minilm-l6-v2")), "pad_token_id": 0}
+    )
+    with pytest.raises(edgepeft.ConfigError, match="token id 40,000 is beyond the model's vocabulary of 30,522"):
+        family().check_data(family.Options(), data)
