@@ -572,7 +572,6 @@ def bench(
 
     manager = _manager(ctx)
     profile = load_profile(device, manager.devices)
-    opened = open_run(run, manager, runs_dir)
     todo, skipped = candidates(manager)
     if only:
         labels = {c.label for c in todo}
@@ -584,6 +583,7 @@ def bench(
                 fix=f"Use the labels of the models here: {', '.join(sorted(labels))}",
             )
         todo = [c for c in todo if c.label in only]
+    opened = open_run(run, manager, runs_dir)
     with _progress() as progress:
         task = progress.add_task("benchmark", total=len(todo))
         result = bench_run(

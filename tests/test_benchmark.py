@@ -151,6 +151,13 @@ def test_bench_command_names_a_missing_run(tmp_path):
     assert "nope" in proc.stderr and "error:" in proc.stderr
 
 
+def test_bench_only_names_models_it_can_measure(tmp_path):
+    args = ["bench", "nope", "--device", "x86-server", "--runs-dir", str(tmp_path), "--only", "teacher onnx fp99"]
+    proc = subprocess.run([sys.executable, "-m", "edgepeft", *args], capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "nothing to measure named 'teacher onnx fp99'" in proc.stderr and "student onnx int8" in proc.stderr
+
+
 def test_quick_harness_measures_every_candidate_and_writes_table_plot_and_overhead(tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.run(
