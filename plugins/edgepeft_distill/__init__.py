@@ -50,6 +50,11 @@ class Distill(Technique):
     Options = DistillOptions
     options: DistillOptions
 
+    def __init__(self, options: DistillOptions) -> None:
+        super().__init__(options)
+        self.layer_map: dict[int, int] = {}  # set by setup when hidden states or attention are distilled
+        self.projections: torch.nn.ModuleDict | None = None
+
     def setup(self, ctx: edgepeft.TrainContext) -> None:
         import torch
 
@@ -73,8 +78,6 @@ class Distill(Technique):
         self.heads: tuple[Head, ...] = ctx.data.heads
         self.teacher_logits = torch.from_numpy(logits).to(ctx.device)
         self.ctx = ctx
-        self.projections = torch.nn.ModuleDict()
-        self.layer_map: dict[int, int] = {}
         if self.options.hidden or self.options.attention:
             self._setup_inner(ctx)
 
@@ -104,6 +107,7 @@ class Distill(Technique):
                     where="[[techniques]] distill.layer_map",
                     fix="Map existing layers, counted from 1; 0 for the embeddings",
                 )
+        self.projections = nn.ModuleDict()
         if self.options.hidden and student.width() != teacher.width():
             self.projections = nn.ModuleDict(
                 {str(s): nn.Linear(student.width(), teacher.width()) for s in self.layer_map}
@@ -113,7 +117,7 @@ class Distill(Technique):
         self.teacher = teacher.to(ctx.device).eval()
 
     def trainable(self) -> list[torch.nn.Parameter]:
-        return list(self.projections.parameters())
+        return list(self.projections.parameters()) if self.projections is not None else []
 
     def loss_terms(
         self, terms: dict[str, torch.Tensor], batch: edgepeft.Batch, logits: torch.Tensor
