@@ -15,7 +15,8 @@ def test_default_recipe_resolves_with_defaults_filled_in(manager):
     assert [t.name for t in resolved.techniques] == ["distill"]
     as_dict = resolved.to_dict()
     assert as_dict["student"]["options"]["dropout"] == 0.0  # default written out
-    assert as_dict["techniques"] == [{"name": "distill", "temperature": 4.0, "alpha": 0.7, "head_alpha": {}}]
+    distill = {"temperature": 4.0, "alpha": 0.7, "head_alpha": {}, "hidden": 0.0, "attention": 0.0, "layer_map": {}}
+    assert as_dict["techniques"] == [{"name": "distill", **distill}]
 
 
 def _load(tmp_path, manager, text: str):
