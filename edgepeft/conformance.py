@@ -156,11 +156,11 @@ def technique_round_trip(
     data, build = example_task(manager, type(technique).example_data)
     trained = build(True)
     ctx = TrainContext(data=data, teacher=copy.deepcopy(trained), batch_size=64, seed=0)
+    before = count_parameters(trained)
     adapted = technique.adapted(trained, ctx)
     student = ctx.model = adapted.model
     technique.setup(ctx)
     fit(student, ctx, phase="student", epochs=1, lr=0.005, techniques=[technique])
-    before = count_parameters(student)
     compressed = technique.compress(student, ctx)
     model = compressed.model if compressed is not None else student
     records = [r for r in (adapted.record, compressed.record if compressed else None) if r is not None]
