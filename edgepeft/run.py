@@ -10,7 +10,7 @@ import logging
 import shutil
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import torch
 
     from edgepeft.plugins import PluginManager
-    from edgepeft.technique import Technique
+    from edgepeft.technique import Compressed, Technique
 
 log = logging.getLogger("edgepeft.run")
 
@@ -238,36 +238,41 @@ class Trainer:
             log.info("reusing the cached teacher in %s", cached)
             return model
         techniques = self.resolved.teacher_techniques
-        model, edits, reports = self._adapted(self._build(section, options, data, ctx.seed), techniques, ctx)
+        built = self._build(section, options, data, ctx.seed)
+        model, edits, reports, _ = self._applied(built, techniques, lambda t, m: t.adapted(m, ctx))
         self._train("teacher", model, section, ctx, techniques)
-        files: dict[str, bytes] = {}
-        for technique in techniques:  # e.g. merge adapters into the weights
-            compressed = technique.compress(model, ctx)
-            if compressed is None:
-                continue
-            model = compressed.model
-            if compressed.record is not None:
-                edits.append(ModelEdit(technique=technique.name, record=compressed.record))
-            reports.append({"technique": technique.name, **compressed.report})
-            files.update(compressed.files)
+        # e.g. merge adapters into the weights
+        model, merged, merge_reports, files = self._applied(
+            model, techniques, lambda t, m: t.compress(m, ctx), empty_reports=True
+        )
+        edits, reports = edits + merged, reports + merge_reports
         spec = self._spec(section, options, data, model, edits)
         distributed.on_main(self._save_teacher, model, spec, reports, files, key, work, shared)
         return model
 
     @staticmethod
-    def _adapted(
-        model: torch.nn.Module, techniques: Sequence[Technique], ctx: TrainContext
-    ) -> tuple[torch.nn.Module, list[ModelEdit], list[dict[str, Any]]]:
-        """``model`` adapted by each technique in recipe order, the architecture edits to replay and the reports."""
-        edits, reports = [], []
+    def _applied(
+        model: torch.nn.Module,
+        techniques: Sequence[Technique],
+        step: Callable[[Technique, torch.nn.Module], Compressed | None],
+        *,
+        empty_reports: bool = False,
+    ) -> tuple[torch.nn.Module, list[ModelEdit], list[dict[str, Any]], dict[str, bytes]]:
+        """``model`` after ``step(technique, model)`` of each technique in recipe order (``None`` changes
+        nothing): the architecture edits to replay, the reports (empty ones too with ``empty_reports``) and
+        the files to save beside the model."""
+        edits, reports, files = [], [], {}
         for technique in techniques:
-            adapted = technique.adapted(model, ctx)
-            model = adapted.model
-            if adapted.record is not None:
-                edits.append(ModelEdit(technique=technique.name, record=adapted.record))
-            if adapted.report:
-                reports.append({"technique": technique.name, **adapted.report})
-        return model, edits, reports
+            result = step(technique, model)
+            if result is None:
+                continue
+            model = result.model
+            if result.record is not None:
+                edits.append(ModelEdit(technique=technique.name, record=result.record))
+            if result.report or empty_reports:
+                reports.append({"technique": technique.name, **result.report})
+            files.update(result.files)
+        return model, edits, reports, files
 
     def _keep_teacher(self, cached: Path, folder: Path, shared: Path) -> None:
         if cached != folder:
@@ -337,7 +342,7 @@ class Trainer:
             if stages.exists():
                 distributed.on_main(shutil.rmtree, stages)
             built = self._build(section, options, data, self.recipe.seed + 1)
-            student, edits, reports = self._adapted(built, techniques, ctx)
+            student, edits, reports, _ = self._applied(built, techniques, lambda t, m: t.adapted(m, ctx))
             ctx.model = student
             for technique in techniques:
                 technique.setup(ctx)
