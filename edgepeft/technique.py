@@ -47,7 +47,8 @@ class Technique(NeedsPackages):
     1. :meth:`setup` runs once before the student's first step, the adapted student in ``ctx.model`` (a
        run resumed after a compression stage: the latest stage's student; a technique's own parameters
        start afresh) (e.g. cache teacher outputs);
-    2. :meth:`loss_terms` adjusts the named loss terms of every training step (the total is their sum);
+    2. :meth:`augment` may alter or extend every training batch (e.g. perturbed copies of its texts), then
+       :meth:`loss_terms` adjusts the named loss terms of the step (the total is their sum);
     3. :meth:`compress` runs after the student has trained, in recipe order (prune, factorize,
        quantization-aware fine-tuning); ``ctx.finetune`` trains the compressed model to recover, with
        every technique's loss terms;
@@ -79,6 +80,12 @@ class Technique(NeedsPackages):
 
     def setup(self, ctx: TrainContext) -> None:
         """Prepare before the student's first step; the default does nothing."""
+
+    def augment(self, batch: Batch, generator: torch.Generator) -> Batch:
+        """The training batch the model sees this step in place of ``batch``, e.g. with altered copies of its
+        examples appended, marked in ``augmented``; draw randomness from ``generator`` (seeded per step and
+        process). The default returns ``batch``."""
+        return batch
 
     def loss_terms(self, terms: dict[str, torch.Tensor], batch: Batch, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """The step's loss terms after this technique: ``terms["task"]`` is the task loss, or

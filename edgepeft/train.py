@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Batch:
-    """One training batch; ``index`` holds each example's position in its split (for per-example caches)."""
+    """One training batch; ``index`` holds each example's position in its split (for per-example caches).
+    ``augmented`` (when a technique's :meth:`~edgepeft.Technique.augment` made or altered rows) is True on
+    those rows: they keep their source example's label and index, but not its inputs, so per-example caches
+    do not apply to them."""
 
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor
+    augmented: torch.Tensor | None = None
 
 
 @dataclass
@@ -224,7 +228,9 @@ def fit(
 
     Each step's loss is the sum of named terms: the task's (``task``, or ``task.<head>`` for each head of a
     multi-head task; see :func:`edgepeft.tasks.head_losses`) and whatever the techniques add or rescale;
-    the techniques' own parameters (:meth:`Technique.trainable`) train with the model's.
+    the techniques' own parameters (:meth:`Technique.trainable`) train with the model's, and their
+    :meth:`Technique.augment` may alter or extend each batch first (from a generator seeded by the step, so a
+    resumed run sees the same batches).
     ``on_step(hook_name, state)`` feeds the lifecycle hooks. With
     ``checkpoint``, training resumes from the phase's last checkpoint and saves new ones as it goes.
 
@@ -308,6 +314,9 @@ def fit(
             if epoch == first_epoch and index < skip:
                 continue  # done before the checkpoint this run resumed from
             step += 1
+            augmentation = torch.Generator().manual_seed((ctx.seed * 1_000_003 + step) * world + rank)
+            for technique in techniques:
+                batch = technique.augment(batch, augmentation)
             state = StepState(phase=phase, epoch=epoch, step=step, model=model)
             if on_step is not None:
                 on_step("edgepeft_before_step", state)

@@ -4,7 +4,8 @@ and ``init-from-teacher``: the student starts from the trained teacher's weights
 A classification head matches the teacher's softened class distribution (KL at temperature T, scaled by
 T²); a binary head its softened probability (binary cross-entropy at temperature T, scaled by T²); a
 regression head its predicted value (mean squared error). The teacher's outputs for every training example
-are computed once, before the first step, and looked up by example index afterwards.
+are computed once, before the first step, and looked up by example index afterwards; on a batch with augmented
+rows (a technique's ``augment``, e.g. ``augment-text``), the teacher labels the batch as the student sees it.
 
 With ``hidden`` or ``attention`` above zero, the student also learns the teacher's insides (TinyBERT, Jiao et
 al., 2020; MiniLM, Wang et al., 2020): each mapped student layer's hidden states match a teacher layer's
@@ -54,6 +55,7 @@ class Distill(Technique):
         super().__init__(options)
         self.layer_map: dict[int, int] = {}  # set by setup when hidden states or attention are distilled
         self.projections: torch.nn.ModuleDict | None = None
+        self.teacher: torch.nn.Module | None = None  # on the training device once it runs on live batches
 
     def setup(self, ctx: edgepeft.TrainContext) -> None:
         import torch
@@ -122,31 +124,50 @@ class Distill(Technique):
     def loss_terms(
         self, terms: dict[str, torch.Tensor], batch: edgepeft.Batch, logits: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        teacher = self.teacher_logits[batch.index]
+        inner = self._inner_ready()
+        augmented = batch.augmented is not None and bool(batch.augmented.any())
+        if inner or augmented:  # the student trims padding columns while it trains; the teacher sees the same
+            length = self.ctx.model.intermediates["mask"].shape[1] if inner else batch.x.shape[1]
+            teacher = self._live_teacher(batch.x[:, :length])
+        else:
+            teacher = self.teacher_logits[batch.index]
         out = dict(terms)
         for head, columns in Signature((), self.heads).columns():
             name = "" if len(self.heads) == 1 else f".{head.name}"
             alpha = self.options.head_alpha.get(head.name, self.options.alpha)
             out[f"task{name}"] = terms[f"task{name}"] * (1 - alpha)
             out[f"distill{name}"] = self._head_loss(head, logits[:, columns], teacher[:, columns]) * alpha
-        if self.layer_map:
-            out.update(self._inner_terms(batch))
+        if inner:
+            out.update(self._inner_terms())
         return out
 
-    def _inner_terms(self, batch: edgepeft.Batch) -> dict[str, torch.Tensor]:
-        """The hidden-state and attention terms of this batch, averaged over the mapped layers."""
-        import torch
-
+    def _inner_ready(self) -> bool:
+        """Whether this step distills hidden states or attention: layers are mapped and the student captures."""
+        if not self.layer_map:
+            return False
         student = self.ctx.model
         if not hasattr(student, "capture_intermediates"):  # e.g. wrapped for quantization-aware training
-            return {}
+            return False
         if not student.capture:  # a model new to this technique (e.g. after a compression stage)
             student.capture_intermediates(True)
-            return {}
-        length = student.intermediates["mask"].shape[1]  # a training student skips all-padding columns
+            return False
+        return True
+
+    def _live_teacher(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's outputs for the inputs the student saw this step (its insides captured when mapped)."""
+        import torch
+
+        if self.teacher is None:
+            self.teacher = self.ctx.teacher.to(self.ctx.device).eval()
         with torch.no_grad():
-            self.teacher(batch.x[:, :length])
-        s, t = student.intermediates, self.teacher.intermediates
+            return self.teacher(x).float()
+
+    def _inner_terms(self) -> dict[str, torch.Tensor]:
+        """The hidden-state and attention terms of this step (the teacher has run on the student's batch),
+        averaged over the mapped layers."""
+        import torch
+
+        s, t = self.ctx.model.intermediates, self.teacher.intermediates
         mask = s["mask"].to(s["hidden"][0].dtype)
         tokens = mask.sum()
         hidden, attention = [], []

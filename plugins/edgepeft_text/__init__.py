@@ -1,4 +1,5 @@
-"""Data set plugins ``rotten-tomatoes`` and ``text-csv``: short texts with a class, tokenized for a BERT-family model.
+"""Data set plugins ``rotten-tomatoes`` and ``text-csv``: short texts with a class, tokenized for a BERT-family model;
+technique plugin ``augment-text`` (:mod:`edgepeft_text.augment`): perturbed copies of the training texts.
 
 Each text becomes ``max_length`` token ids (``[CLS] text [SEP]``, truncated, padded with the tokenizer's pad id)
 stored as float32 (exact below 2**24); there is no attention mask column, a model derives it as
@@ -20,6 +21,7 @@ from pydantic import Field
 
 import edgepeft
 from edgepeft import ConfigError, DataError, Dataset, Split, StrictModel, TaskData
+from edgepeft_text.augment import AugmentText
 
 if TYPE_CHECKING:
     import numpy as np
@@ -304,3 +306,8 @@ class TextCSV(Dataset):
 def edgepeft_register_datasets(register: edgepeft.Registrar) -> None:
     register(RottenTomatoes)
     register(TextCSV)
+
+
+@edgepeft.hookimpl
+def edgepeft_register_techniques(register: edgepeft.Registrar) -> None:
+    register(AugmentText)

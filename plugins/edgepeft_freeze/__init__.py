@@ -1,0 +1,50 @@
+"""Technique plugin ``freeze``: parameters of the student that keep their starting values while it trains.
+
+A student started from pretrained or teacher weights can overfit a small data set: its token embedding,
+say, learns the few sentiment words it saw and forgets how rarer words relate to them. Freezing such
+tensors keeps what they knew (as ``lora`` freezes a teacher's weights) and trains only the rest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+import edgepeft
+from edgepeft import StrictModel, Technique
+
+
+class FreezeOptions(StrictModel):
+    parameters: list[str] = Field(
+        min_length=1,
+        description="Shell-style patterns of parameter names to freeze, e.g. ['*.word_embeddings.*'].",
+    )
+
+
+class Freeze(Technique):
+    name = "freeze"
+    description = "keep the named parameters at their starting values while the student trains"
+    Options = FreezeOptions
+    options: FreezeOptions
+    example_options: ClassVar[dict[str, Any]] = {"parameters": ["*.0.weight"]}
+
+    def setup(self, ctx: edgepeft.TrainContext) -> None:
+        """Stop gradients to every parameter of the student a pattern matches; each pattern must match one."""
+        names = dict(ctx.model.named_parameters())
+        for pattern in self.options.parameters:
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+                raise edgepeft.ConfigError(
+                    f"freeze pattern {pattern!r} matches none of the student's parameters",
+                    where="[[techniques]] freeze.parameters",
+                    fix=f"Use a pattern over its parameter names, e.g. {', '.join(list(names)[:3])}",
+                )
+        self.frozen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in self.options.parameters)]
+        for name in self.frozen:
+            names[name].requires_grad_(False)
+
+
+@edgepeft.hookimpl
+def edgepeft_register_techniques(register: edgepeft.Registrar) -> None:
+    register(Freeze)
