@@ -1,8 +1,8 @@
 """Technique plugin ``freeze``: parameters of the student that keep their starting values while it trains.
 
-A student started from pretrained or teacher weights can overfit a small data set: its token embedding,
-say, learns the few sentiment words it saw and forgets how rarer words relate to them. Freezing such
-tensors keeps what they knew (as ``lora`` freezes a teacher's weights) and trains only the rest.
+A student started from pretrained or teacher weights may keep some of them as they are (as ``lora`` keeps a
+teacher's) and train only the rest: fewer parameters to fit a small data set, and faster steps. Freezing
+applies to the student as it trains first; a compression stage's fine-tuning trains every parameter.
 """
 
 from __future__ import annotations
