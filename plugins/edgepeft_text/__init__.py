@@ -21,7 +21,8 @@ from pydantic import Field
 
 import edgepeft
 from edgepeft import ConfigError, DataError, Dataset, Split, StrictModel, TaskData
-from edgepeft_text.augment import AugmentText
+
+from .augment import AugmentText
 
 if TYPE_CHECKING:
     import numpy as np

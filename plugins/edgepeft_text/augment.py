@@ -48,7 +48,7 @@ class AugmentText(Technique):
     example_data = "rotten-tomatoes"
 
     def setup(self, ctx: edgepeft.TrainContext) -> None:
-        from edgepeft_text import load_tokenizer
+        from . import load_tokenizer
 
         folder = ctx.data.preprocessing.get("tokenizer_folder")
         if folder is None:
