@@ -122,8 +122,8 @@ def test_distill_asks_the_teacher_about_the_copies_the_student_sees(manager, tas
     terms = technique.loss_terms({"task": torch.tensor(1.0)}, batch, answers)
     assert terms["distill"].item() == pytest.approx(0.0, abs=1e-6)  # the targets are the teacher's live answers
     cached = technique.teacher_logits[batch.index]
-    assert torch.allclose(cached[:16], answers[:16], atol=1e-4)  # the source texts: the cached answers
-    assert not torch.allclose(cached[16:], answers[16:], atol=1e-3)  # the copies' answers differ from the sources'
+    assert torch.allclose(cached[:16], answers[:16], rtol=1e-4, atol=1e-3)  # the source texts: the cached answers
+    assert not torch.allclose(cached[16:], answers[16:], atol=1e-2)  # the copies' answers differ from the sources'
 
 
 def test_fit_trains_on_the_augmented_batches_the_same_way_every_run(manager, task):
