@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from edgepeft.errors import DataError
+from edgepeft.errors import ConfigError, DataError
 from edgepeft.requirements import NeedsPackages
 from edgepeft.tasks import Field, Head, Signature, classification
 from edgepeft.validation import StrictModel
@@ -72,6 +72,18 @@ class TaskData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
+
+    def tokenizer_folder(self, technique: str) -> str:
+        """The tokenizer folder a text data set names in ``preprocessing``; a ConfigError saying ``technique``
+        needs one when the data set is not text."""
+        folder = self.preprocessing.get("tokenizer_folder")
+        if folder is None:
+            raise ConfigError(
+                f"{technique} needs a text data set that names its tokenizer, not {self.name!r}",
+                where=f"[[techniques]] {technique}",
+                fix="Use a text data set (rotten-tomatoes, text-csv), or remove the technique",
+            )
+        return str(folder)
 
     def fingerprint(self) -> str:
         """sha256 over every split's bytes: two runs on the same data and split agree."""

@@ -469,13 +469,7 @@ class PruneVocabulary(Technique):
         import numpy as np
 
         model = hf_student(model, self.name)
-        folder = ctx.data.preprocessing.get("tokenizer_folder")
-        if folder is None:
-            raise edgepeft.ConfigError(
-                f"prune-vocab needs a text data set that names its tokenizer, not {ctx.data.name!r}",
-                where="[[techniques]] prune-vocab",
-                fix="Use a text data set (rotten-tomatoes, text-csv)",
-            )
+        folder = ctx.data.tokenizer_folder(self.name)
         import transformers
 
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)

@@ -50,14 +50,7 @@ class AugmentText(Technique):
     def setup(self, ctx: edgepeft.TrainContext) -> None:
         from . import load_tokenizer
 
-        folder = ctx.data.preprocessing.get("tokenizer_folder")
-        if folder is None:
-            raise edgepeft.ConfigError(
-                f"augment-text needs a text data set that names its tokenizer, not {ctx.data.name!r}",
-                where="[[techniques]] augment-text",
-                fix="Use a text data set (rotten-tomatoes, text-csv), or remove the technique",
-            )
-        tokenizer = load_tokenizer(Path(folder))
+        tokenizer = load_tokenizer(Path(ctx.data.tokenizer_folder(self.name)))
         if self.options.mask and tokenizer.mask_token_id is None:
             raise edgepeft.ConfigError(
                 "the tokenizer has no [MASK] token",
