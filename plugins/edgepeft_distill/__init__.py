@@ -124,13 +124,14 @@ class Distill(Technique):
     def loss_terms(
         self, terms: dict[str, torch.Tensor], batch: edgepeft.Batch, logits: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        teacher = self.teacher_logits[batch.index]
         inner = self._inner_ready()
-        augmented = batch.augmented is not None and bool(batch.augmented.any())
-        if inner or augmented:  # the student trims padding columns while it trains; the teacher sees the same
-            length = self.ctx.model.intermediates["mask"].shape[1] if inner else batch.x.shape[1]
-            teacher = self._live_teacher(batch.x[:, :length])
-        else:
-            teacher = self.teacher_logits[batch.index]
+        if inner:  # the student trims padding columns while it trains; the teacher sees the same
+            teacher = self._live_teacher(batch.x[:, : self.ctx.model.intermediates["mask"].shape[1]])
+        elif batch.augmented is not None and bool(batch.augmented.any()):  # cached answers hold for the rest
+            rows = batch.augmented.to(teacher.device)
+            teacher = teacher.clone()
+            teacher[rows] = self._live_teacher(batch.x[rows.to(batch.x.device)])
         out = dict(terms)
         for head, columns in Signature((), self.heads).columns():
             name = "" if len(self.heads) == 1 else f".{head.name}"

@@ -33,14 +33,17 @@ class Freeze(Technique):
     def setup(self, ctx: edgepeft.TrainContext) -> None:
         """Stop gradients to every parameter of the student a pattern matches; each pattern must match one."""
         names = dict(ctx.model.named_parameters())
+        frozen: set[str] = set()
         for pattern in self.options.parameters:
-            if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            matched = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+            if not matched:
                 raise edgepeft.ConfigError(
                     f"freeze pattern {pattern!r} matches none of the student's parameters",
                     where="[[techniques]] freeze.parameters",
                     fix=f"Use a pattern over its parameter names, e.g. {', '.join(list(names)[:3])}",
                 )
-        self.frozen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in self.options.parameters)]
+            frozen.update(matched)
+        self.frozen = [name for name in names if name in frozen]
         for name in self.frozen:
             names[name].requires_grad_(False)
 
