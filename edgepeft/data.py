@@ -40,7 +40,8 @@ class TaskData:
     A classifier gives ``labels`` (class names); other tasks give ``heads`` (e.g. a rating to regress and
     a like to classify) and, for categorical inputs, ``fields``. ``preprocessing`` describes how raw inputs
     become ``x`` (it travels into the deployed bundle); the test split is never used for training,
-    calibration or tuning.
+    calibration or tuning. ``unlabelled`` holds inputs of the task's domain without labels, preprocessed
+    like ``x``, for techniques that learn a teacher's answers on them (e.g. ``augment-text``).
     """
 
     name: str
@@ -51,6 +52,7 @@ class TaskData:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     heads: tuple[Head, ...] = ()
     fields: tuple[Field, ...] = ()
+    unlabelled: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -119,6 +121,13 @@ class TaskData:
                     where=where,
                     fix="Check the label column or the list of class names",
                 )
+        if self.unlabelled is not None and self.unlabelled.shape[1:] != self.input_shape:
+            raise DataError(
+                f"unlabelled inputs of shape {list(self.unlabelled.shape[1:])}, "
+                f"the splits' of {list(self.input_shape)}",
+                where=f"data set {self.name!r}, unlabelled inputs",
+                fix="Preprocess them as the splits' inputs",
+            )
         if self.is_classifier and len(np.unique(self.train.y)) < 2:
             raise DataError(
                 "the train split holds a single class",

@@ -26,7 +26,7 @@ class Batch:
     """One training batch; ``index`` holds each example's position in its split (for per-example caches).
     ``augmented`` (when a technique's :meth:`~edgepeft.Technique.augment` made or altered rows) is True on
     those rows: they keep their source example's label and index, but not its inputs, so per-example caches
-    do not apply to them."""
+    do not apply to them; a row with no source example (e.g. an unlabelled text) has index -1."""
 
     x: torch.Tensor
     y: torch.Tensor

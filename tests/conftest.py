@@ -20,7 +20,7 @@ def text_run(tmp_path_factory):
     from edgepeft.testing import write_recipe  # imported here: pytest_plugins loads edgepeft.testing first
 
     root = tmp_path_factory.mktemp("text")
-    texts, labels = read_rotten_tomatoes(rotten_tomatoes_file())
+    texts, labels, _ = read_rotten_tomatoes(rotten_tomatoes_file())
     with (root / "reviews.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])

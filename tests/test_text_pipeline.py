@@ -47,7 +47,7 @@ def test_the_student_is_adapted_before_it_trains_and_reloads(text_run):
     assert "[[teacher.techniques]]" in recipe and 'name = "lora"' in recipe
 
 
-@pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("tflite", "int8")])
+@pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("tflite", "int8"), ("tflite", "int8-dynamic")])
 def test_the_student_exports_through_the_parity_gate(text_run, tmp_path, backend, precision):
     args = ["export", str(text_run), "--backend", backend, "--precision", precision, "--out", str(tmp_path)]
     result = CliRunner().invoke(app, args, obj=default_manager())
@@ -55,3 +55,15 @@ def test_the_student_exports_through_the_parity_gate(text_run, tmp_path, backend
     (folder,) = tmp_path.iterdir()
     parity = json.loads((folder / "export.json").read_text())["parity"]
     assert parity["passed"] and parity["top1_agreement"] >= (1.0 if precision == "fp32" else 0.99)
+    if backend == "tflite":  # int8 exports store the token table int8, which LiteRT's lookup reads
+        from ai_edge_litert.interpreter import Interpreter
+
+        metrics = json.loads((text_run / "metrics.json").read_text())
+        reports = {t["technique"]: t for t in metrics["student"]["techniques"]}
+        vocabulary, rank = reports["prune-vocab"]["vocabulary_after"], reports["factorize-embeddings"]["rank"]
+        tables = [
+            d["dtype"].__name__
+            for d in Interpreter(model_path=str(folder / "model.tflite")).get_tensor_details()
+            if list(d["shape"]) == [vocabulary, rank]
+        ]
+        assert tables == ["int8"]

@@ -124,7 +124,7 @@ class Distill(Technique):
     def loss_terms(
         self, terms: dict[str, torch.Tensor], batch: edgepeft.Batch, logits: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        teacher = self.teacher_logits[batch.index]
+        teacher = self.teacher_logits[batch.index.clamp_min(0)]  # augmented rows are answered live below
         inner = self._inner_ready()
         if inner:  # the student trims padding columns while it trains; the teacher sees the same
             teacher = self._live_teacher(batch.x[:, : self.ctx.model.intermediates["mask"].shape[1]])

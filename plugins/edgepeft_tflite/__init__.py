@@ -1,8 +1,10 @@
 """Backend plugin ``tflite``: convert with litert-torch, run with LiteRT (ai-edge-litert).
 
 Precisions: ``fp32``; ``int8-dynamic`` (int8 weights, float input and output); ``int8`` (full integer:
-weights and activations int8, calibrated on training inputs, int8 input and output). The model is built
-for the device profile's batch size (TFLite graphs have fixed shapes); the runner pads a short batch.
+weights and activations int8, calibrated on training inputs, int8 input and output). In both int8 precisions
+token tables (embeddings of ``VOCABULARY_ROWS`` rows or more) are stored int8 too (symmetric, a scale per
+row), which the converter's quantizer leaves float; small position and type tables stay float. The model is
+built for the device profile's batch size (TFLite graphs have fixed shapes); the runner pads a short batch.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     import torch
 
     from edgepeft import Runner
+
+VOCABULARY_ROWS = 1024
+"""Embedding tables of this many rows or more are token tables, stored int8 in int8 exports."""
 
 
 @contextlib.contextmanager
@@ -150,6 +155,8 @@ class TFLiteBackend(Backend):
 
         litert_torch.config.show_progress = False
         nhwc = options.input_layout == "NHWC" and example.ndim == 4
+        if options.precision != "fp32":
+            model = _int8_embeddings(model)
         module = litert_torch.to_channel_last_io(model.eval(), args=[0]) if nhwc else model.eval()
         batch = torch.from_numpy(self._layout(_fixed_batch(example, options.batch_size), nhwc))
         path = directory / "model.tflite"
@@ -316,6 +323,33 @@ class TFLiteBackend(Backend):
             if node.op == "call_function" and hasattr(node.target, "_schema") and lowerings.lookup(node.target) is None
         }
         return sorted(missing)
+
+
+def _int8_embeddings(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` whose token tables are int8 with a float scale per row (symmetric): a lookup
+    gathers int8 rows and scales them, so a table takes a quarter of its float size in the file."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    class Int8Lookup(nn.Module):
+        def __init__(self, embedding: nn.Embedding) -> None:
+            super().__init__()
+            weight = embedding.weight.detach().float()
+            scale = weight.abs().amax(1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny) / 127
+            self.register_buffer("table", torch.round(weight / scale).to(torch.int8))
+            self.register_buffer("scale", scale)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.table[ids].to(torch.float32) * self.scale[ids]
+
+    model = copy.deepcopy(model)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Embedding) and module.num_embeddings >= VOCABULARY_ROWS:
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent), attr, Int8Lookup(module))
+    return model
 
 
 def _fixed_batch(x: np.ndarray, size: int) -> np.ndarray:

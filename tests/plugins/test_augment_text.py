@@ -1,7 +1,9 @@
-"""Technique ``augment-text``: perturbed copies of the training texts, and distillation on them."""
+"""Technique ``augment-text``: perturbed copies of the training texts and unlabelled texts, and distillation
+on them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,11 @@ TEXTS = [
     "the film is a mess from start to finish, and nobody in it seems to care",
     "dull",
     "a triumph of style over substance that still manages to move you",
+]
+PLOT = [
+    "a bank manager plans to rob his own bank",
+    "three friends travel across the country",
+    "a detective returns to the town where she grew up",
 ]
 
 
@@ -92,10 +99,46 @@ def test_each_perturbation_does_what_it_says(manager, task, tokenizer):
         assert any(text[i : i + len(span)] == span for i in range(len(text)))  # a contiguous piece of the text
 
 
+def _with_unlabelled(task: edgepeft.TaskData) -> edgepeft.TaskData:
+    from edgepeft_text import encode
+
+    return dataclasses.replace(task, unlabelled=encode(PLOT, Path(task.preprocessing["tokenizer_folder"]), 24))
+
+
+def test_unlabelled_texts_join_the_batch_with_the_teachers_class(manager, task):
+    data, teacher = _with_unlabelled(task), _student(manager).eval()
+    augment = manager.techniques.get("augment-text")
+    technique = augment(augment.Options(copies=1, unlabelled=0.5))
+    technique.setup(TrainContext(data=data, teacher=teacher, batch_size=16, seed=0))
+    batch = next(batches(task.train, 16))
+    out = technique.augment(batch, torch.Generator().manual_seed(0))
+    assert out.x.shape == (40, 24) and out.augmented.tolist() == [False] * 16 + [True] * 24
+    assert out.index[32:].tolist() == [-1] * 8  # no source example
+    plots = {row.tobytes() for row in data.unlabelled}
+    assert all(row.numpy().tobytes() in plots for row in out.x[32:])
+    with torch.no_grad():
+        assert torch.equal(out.y[32:], teacher(out.x[32:]).argmax(1))
+    distill = manager.techniques.get("distill")
+    technique = distill(distill.Options(alpha=1.0, temperature=1.0))
+    technique.setup(TrainContext(data=data, teacher=teacher, batch_size=16, seed=0, model=_student(manager)))
+    with torch.no_grad():
+        answers = teacher(out.x)
+    terms = technique.loss_terms({"task": torch.tensor(1.0)}, out, answers)
+    assert terms["distill"].item() == pytest.approx(0.0, abs=1e-6)  # the teacher answered the plots live
+
+
 def test_bad_options_and_data_are_refused(manager, task):
     augment = manager.techniques.get("augment-text")
     with pytest.raises(ValueError, match=r"mask \+ replace is 1.2"):
         augment.Options(mask=0.6, replace=0.6)
+    with pytest.raises(ValueError, match="nothing would be added"):
+        augment.Options(copies=0)
+    unlabelled = augment(augment.Options(unlabelled=1.0))
+    with pytest.raises(edgepeft.ConfigError, match="holds no unlabelled texts") as error:
+        unlabelled.setup(TrainContext(data=task, teacher=_student(manager), batch_size=16, seed=0))
+    assert error.value.where == "[[techniques]] augment-text.unlabelled"
+    with pytest.raises(edgepeft.ConfigError, match="need a teacher to label them"):
+        unlabelled.setup(TrainContext(data=_with_unlabelled(task), teacher=None, batch_size=16, seed=0))
     digits = manager.datasets.get("digits")
     data = digits().load(digits.Options(), 0)
     with pytest.raises(edgepeft.ConfigError, match="augment-text needs a text data set"):

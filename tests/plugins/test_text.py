@@ -65,7 +65,7 @@ def rotten():
 
 @pytest.fixture(scope="module")
 def reviews():
-    texts, categories = read_rotten_tomatoes(rotten_tomatoes_file())
+    texts, categories, _ = read_rotten_tomatoes(rotten_tomatoes_file())
     return texts, np.array([ROTTEN_TOMATOES_LABELS.index(c) for c in categories])
 
 
@@ -110,6 +110,16 @@ def test_rotten_tomatoes_preprocessing(rotten, reviews):
     assert 0 < pre["truncated"] < 0.002  # 64 tokens hold all but a handful of snippets
 
 
+def test_rotten_tomatoes_plot_sentences_are_unlabelled_text_unlike_any_review(rotten, tokenizer):
+    _, _, sentences = read_rotten_tomatoes(rotten_tomatoes_file())
+    assert len(sentences) > 5_000 and all(len(s.split()) >= 3 for s in sentences)
+    assert rotten.unlabelled.shape == (5_823, 64) and rotten.unlabelled.dtype == np.float32
+    reviews = {row.tobytes() for split in (rotten.train, rotten.validation, rotten.test) for row in split.x}
+    assert not any(row.tobytes() in reviews for row in rotten.unlabelled)
+    assert len(np.unique(rotten.unlabelled, axis=0)) == len(rotten.unlabelled)
+    assert (rotten.unlabelled[:, 0] == tokenizer.cls_token_id).all()
+
+
 def test_rotten_tomatoes_split_follows_the_seed(rotten):
     assert _load("rotten-tomatoes").fingerprint() == rotten.fingerprint()
     other = _load("rotten-tomatoes", seed=1)
@@ -134,7 +144,7 @@ def test_text_csv_reads_texts_and_sorted_labels(tmp_path, tokenizer):
     path = _write(tmp_path / "reviews.csv", body)
     data = _load("text-csv", path=path, delimiter=";", max_length=16)
     data.check()
-    assert data.labels == ["neg", "neutral", "pos"] and data.input_shape == (16,)
+    assert data.labels == ["neg", "neutral", "pos"] and data.input_shape == (16,) and data.unlabelled is None
     assert sum(len(s) for s in (data.train, data.validation, data.test)) == 60
     assert data.preprocessing["tokenizer"] == BUILTIN_TOKENIZER and data.preprocessing["truncated"] == 0
     x = np.concatenate([data.train.x, data.validation.x, data.test.x])
