@@ -10,7 +10,8 @@ faster); evaluation and exported files take the full length. ``path`` is the pac
 (``all-minilm-l6-v2``) or a local folder with a Hugging Face model; edgepeft never downloads, and checks the
 data set's tokenizer against the model (vocabulary, pad id, positions). A smaller student is built from the
 same folder: ``layers`` keeps chosen encoder layers, initialised from the pretrained ones;
-``intermediate_size`` keeps each layer's most important feed-forward neurons; ``hidden_size`` (with
+``intermediate_size`` keeps each layer's most important feed-forward neurons and ``attention_heads`` its most
+important attention heads; ``hidden_size`` (with
 ``pretrained = false``) makes a narrower model of the same kind, trained from scratch (by distillation).
 
 ``lora`` fine-tunes a model through low-rank adapters on chosen linear layers (Hu et al., 2021), the rest
@@ -60,6 +61,9 @@ class HFClassifierOptions(StrictModel):
     intermediate_size: PositiveInt | None = Field(
         None, description="Feed-forward neurons per layer; pretrained: the most important ones are kept."
     )
+    attention_heads: PositiveInt | None = Field(
+        None, description="Attention heads per layer; pretrained: the most important ones are kept."
+    )
 
     @field_validator("path")
     @classmethod
@@ -74,6 +78,7 @@ class HFClassifierOptions(StrictModel):
             raise ValueError("hidden_size differs from the pretrained weights' width: set pretrained = false")
         if self.heads is not None and self.hidden_size is None:
             raise ValueError("heads applies with hidden_size")
+
         if self.layers is not None and len(set(self.layers)) != len(self.layers):
             raise ValueError("layers repeats a layer")
         return self
@@ -269,6 +274,8 @@ def build_classifier(options: HFClassifierOptions, num_classes: int) -> torch.nn
             model.config.num_hidden_layers = len(options.layers)
         if options.intermediate_size is not None:
             keep_neurons(model, options.intermediate_size)
+    if options.attention_heads is not None:
+        keep_heads(model, options.attention_heads)
     if options.pooling == "mean" and not all(
         hasattr(part, name) for part, name in ((model, "classifier"), (model, "dropout"), (model.base_model, "pooler"))
     ):
@@ -305,6 +312,41 @@ def keep_neurons(model: torch.nn.Module, size: int) -> None:
             new_down.bias.copy_(down.bias)
         layer.intermediate.dense, layer.output.dense = new_up, new_down
     model.config.intermediate_size = size
+
+
+def keep_heads(model: torch.nn.Module, heads: int) -> None:
+    """Cut each encoder layer's self-attention to its ``heads`` most important heads: those whose value and
+    output weights have the largest norms (product), in their original order."""
+    import torch
+    from torch import nn
+
+    for layer in model.base_model.encoder.layer:
+        attention, output = layer.attention.self, layer.attention.output.dense
+        size = attention.attention_head_size
+        count = attention.query.out_features // size
+        if heads > count:
+            raise edgepeft.ConfigError(
+                f"attention_heads {heads} exceeds the pretrained layers' {count} heads",
+                where="model option attention_heads",
+                fix=f"Set it to {count} or less",
+            )
+        value = attention.value.weight.reshape(count, -1).norm(dim=1)
+        out = output.weight.reshape(output.out_features, count, size).transpose(0, 1).reshape(count, -1).norm(dim=1)
+        kept = (value * out).topk(heads).indices.sort().values
+        columns = (kept[:, None] * size + torch.arange(size)).flatten()
+        for name in ("query", "key", "value"):
+            old = getattr(attention, name)
+            new = nn.Linear(old.in_features, len(columns))
+            with torch.no_grad():
+                new.weight.copy_(old.weight[columns])
+                new.bias.copy_(old.bias[columns])
+            setattr(attention, name, new)
+        new = nn.Linear(len(columns), output.out_features)
+        with torch.no_grad():
+            new.weight.copy_(output.weight[:, columns])
+            new.bias.copy_(output.bias)
+        layer.attention.output.dense = new
+        attention.num_attention_heads, attention.all_head_size = heads, len(columns)
 
 
 class HFClassifier(ModelFamily):

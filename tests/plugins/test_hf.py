@@ -73,6 +73,33 @@ def test_feed_forward_blocks_keep_their_most_important_neurons(family, ids):
         family().build(family.Options(layers=[0], intermediate_size=2000), (24,), 2)
 
 
+def test_attention_keeps_its_most_important_heads(family, ids):
+    torch.manual_seed(0)
+    full = family().build(family.Options(layers=[0]), (24,), 2)
+    torch.manual_seed(0)
+    same = family().build(family.Options(layers=[0], attention_heads=12), (24,), 2)
+    np.testing.assert_allclose(predict(same, ids), predict(full, ids), atol=1e-5)  # all kept, in order
+    cut = family().build(family.Options(layers=[0], attention_heads=5), (24,), 2)
+    attention, output = (
+        full.model.base_model.encoder.layer[0].attention.self,
+        full.model.base_model.encoder.layer[0].attention.output.dense,
+    )
+    value = attention.value.weight.reshape(12, 32, 384).flatten(1).norm(dim=1)
+    out = output.weight.reshape(384, 12, 32).permute(1, 0, 2).flatten(1).norm(dim=1)
+    heads = (value * out).topk(5).indices.sort().values
+    rows = (heads[:, None] * 32 + torch.arange(32)).flatten()
+    kept = cut.model.base_model.encoder.layer[0].attention
+    assert kept.self.query.weight.shape == (160, 384) and kept.output.dense.weight.shape == (384, 160)
+    assert torch.equal(kept.self.key.weight, attention.key.weight[rows])
+    assert torch.equal(kept.output.dense.weight, output.weight[:, rows])
+    assert predict(cut, ids).shape == (4, 2)
+    rebuilt = family().build(family.Options(layers=[0], attention_heads=5, pretrained=False), (24,), 2)
+    rebuilt.load_state_dict(cut.state_dict())
+    np.testing.assert_allclose(predict(rebuilt, ids), predict(cut, ids), atol=1e-6)
+    with pytest.raises(edgepeft.ConfigError, match="attention_heads 13 exceeds the pretrained layers' 12 heads"):
+        family().build(family.Options(layers=[0], attention_heads=13), (24,), 2)
+
+
 def test_no_downloads_and_bad_options_are_clear(family):
     with pytest.raises(edgepeft.ConfigError, match="'bert-base-uncased' is not a local folder; edgepeft does not"):
         family().build(family.Options(path="bert-base-uncased"), (24,), 2)
