@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Batch:
-    """One training batch; ``index`` holds each example's position in its split (for per-example caches).
-    ``augmented`` (when a technique's :meth:`~edgepeft.Technique.augment` made or altered rows) is True on
-    those rows: they keep their source example's label and index, but not its inputs, so per-example caches
-    do not apply to them; a row with no source example (e.g. an unlabelled text) has index -1."""
+    """One training batch; ``index`` holds each example's position in the train split (for per-example
+    caches), or, for a row a technique drew from the data set's unlabelled inputs, the train split's length
+    plus its position there. ``augmented`` (when a technique's :meth:`~edgepeft.Technique.augment` made or
+    altered rows) is True on those rows: they keep their source example's label and index, but not its
+    inputs, so per-example caches do not apply to them."""
 
     x: torch.Tensor
     y: torch.Tensor

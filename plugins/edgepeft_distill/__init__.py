@@ -4,8 +4,9 @@ and ``init-from-teacher``: the student starts from the trained teacher's weights
 A classification head matches the teacher's softened class distribution (KL at temperature T, scaled by
 T²); a binary head its softened probability (binary cross-entropy at temperature T, scaled by T²); a
 regression head its predicted value (mean squared error). The teacher's outputs for every training example
-are computed once, before the first step, and looked up by example index afterwards; on a batch with augmented
-rows (a technique's ``augment``, e.g. ``augment-text``), the teacher labels the batch as the student sees it.
+are computed once, before the first step, and looked up by example index afterwards (those for the data set's
+unlabelled inputs once a batch draws one); on a batch with augmented rows (a technique's ``augment``, e.g.
+``augment-text``), the teacher labels those rows as the student sees them.
 
 With ``hidden`` or ``attention`` above zero, the student also learns the teacher's insides (TinyBERT, Jiao et
 al., 2020; MiniLM, Wang et al., 2020): each mapped student layer's hidden states match a teacher layer's
@@ -124,7 +125,7 @@ class Distill(Technique):
     def loss_terms(
         self, terms: dict[str, torch.Tensor], batch: edgepeft.Batch, logits: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        teacher = self.teacher_logits[batch.index.clamp_min(0)]  # augmented rows are answered live below
+        teacher = self._cached(batch.index)
         inner = self._inner_ready()
         if inner:  # the student trims padding columns while it trains; the teacher sees the same
             teacher = self._live_teacher(batch.x[:, : self.ctx.model.intermediates["mask"].shape[1]])
@@ -142,6 +143,21 @@ class Distill(Technique):
             out.update(self._inner_terms())
         return out
 
+    def _cached(self, index: torch.Tensor) -> torch.Tensor:
+        """The teacher's stored outputs for the examples at ``index``: train rows, then unlabelled rows (whose
+        outputs are computed the first time a batch holds one)."""
+        import torch
+
+        unlabelled = self.ctx.data.unlabelled
+        if (
+            unlabelled is not None
+            and len(self.teacher_logits) == len(self.ctx.data.train)
+            and bool((index >= len(self.teacher_logits)).any())
+        ):
+            logits = edgepeft.predict(self._teacher_on_device(), unlabelled)
+            self.teacher_logits = torch.cat([self.teacher_logits, torch.from_numpy(logits).to(self.ctx.device)])
+        return self.teacher_logits[index]
+
     def _inner_ready(self) -> bool:
         """Whether this step distills hidden states or attention: layers are mapped and the student captures."""
         if not self.layer_map:
@@ -158,10 +174,14 @@ class Distill(Technique):
         """The teacher's outputs for the inputs the student saw this step (its insides captured when mapped)."""
         import torch
 
+        with torch.no_grad():
+            return self._teacher_on_device()(x).float()
+
+    def _teacher_on_device(self) -> torch.nn.Module:
+        """The teacher, moved to the training device (and kept there) the first time it runs live."""
         if self.teacher is None:
             self.teacher = self.ctx.teacher.to(self.ctx.device).eval()
-        with torch.no_grad():
-            return self.teacher(x).float()
+        return self.teacher
 
     def _inner_terms(self) -> dict[str, torch.Tensor]:
         """The hidden-state and attention terms of this step (the teacher has run on the student's batch),

@@ -98,10 +98,11 @@ class AugmentText(Technique):
         ctx.teacher.cpu()
         self.unlabelled_x = torch.from_numpy(ctx.data.unlabelled)
         self.unlabelled_y = torch.from_numpy(logits.argmax(1)).long()
+        self.unlabelled_index = len(ctx.data.train)  # where Batch.index counts the unlabelled rows from
 
     def augment(self, batch: edgepeft.Batch, generator: torch.Generator) -> edgepeft.Batch:
-        """``batch`` followed by ``copies`` perturbed copies of its texts, then ``unlabelled`` texts per text
-        (index -1), all marked as augmented."""
+        """``batch`` followed by ``copies`` perturbed copies of its texts (marked as augmented), then
+        ``unlabelled`` texts per text (indexed after the train split, as :class:`edgepeft.Batch` says)."""
         import numpy as np
         import torch
 
@@ -118,14 +119,10 @@ class AugmentText(Technique):
             chosen = torch.from_numpy(rng.integers(0, len(self.unlabelled_x), drawn))
             rows.append(self.unlabelled_x[chosen].to(batch.x.device))
             ys.append(self.unlabelled_y[chosen].to(batch.y.device))
-            index.append(torch.full((drawn,), -1, dtype=batch.index.dtype, device=batch.index.device))
+            index.append((chosen + self.unlabelled_index).to(batch.index))
         previous = batch.augmented if batch.augmented is not None else torch.zeros(len(x), dtype=torch.bool)
-        return edgepeft.Batch(
-            x=torch.cat(rows),
-            y=torch.cat(ys),
-            index=torch.cat(index),
-            augmented=torch.cat([previous.cpu(), torch.ones(len(copies) + drawn, dtype=torch.bool)]),
-        )
+        flags = [previous.cpu(), torch.ones(len(copies), dtype=torch.bool), torch.zeros(drawn, dtype=torch.bool)]
+        return edgepeft.Batch(x=torch.cat(rows), y=torch.cat(ys), index=torch.cat(index), augmented=torch.cat(flags))
 
     def _perturb(self, row: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One copy of the token row ``row``: [CLS] and [SEP] kept, text tokens masked, replaced or cut."""

@@ -112,10 +112,10 @@ def test_unlabelled_texts_join_the_batch_with_the_teachers_class(manager, task):
     technique.setup(TrainContext(data=data, teacher=teacher, batch_size=16, seed=0))
     batch = next(batches(task.train, 16))
     out = technique.augment(batch, torch.Generator().manual_seed(0))
-    assert out.x.shape == (40, 24) and out.augmented.tolist() == [False] * 16 + [True] * 24
-    assert out.index[32:].tolist() == [-1] * 8  # no source example
-    plots = {row.tobytes() for row in data.unlabelled}
-    assert all(row.numpy().tobytes() in plots for row in out.x[32:])
+    assert out.x.shape == (40, 24) and out.augmented.tolist() == [False] * 16 + [True] * 16 + [False] * 8
+    train = len(task.train)
+    assert all(train <= i < train + len(PLOT) for i in out.index[32:].tolist())  # counted after the train rows
+    assert torch.equal(out.x[32:], torch.from_numpy(data.unlabelled)[out.index[32:] - train])
     with torch.no_grad():
         assert torch.equal(out.y[32:], teacher(out.x[32:]).argmax(1))
     distill = manager.techniques.get("distill")
@@ -124,7 +124,8 @@ def test_unlabelled_texts_join_the_batch_with_the_teachers_class(manager, task):
     with torch.no_grad():
         answers = teacher(out.x)
     terms = technique.loss_terms({"task": torch.tensor(1.0)}, out, answers)
-    assert terms["distill"].item() == pytest.approx(0.0, abs=1e-6)  # the teacher answered the plots live
+    assert terms["distill"].item() == pytest.approx(0.0, abs=1e-6)  # copies answered live, plots from the cache
+    assert len(technique.teacher_logits) == train + len(PLOT)
 
 
 def test_bad_options_and_data_are_refused(manager, task):
