@@ -11,8 +11,8 @@ faster); evaluation and exported files take the full length. ``path`` is the pac
 data set's tokenizer against the model (vocabulary, pad id, positions). A smaller student is built from the
 same folder: ``layers`` keeps chosen encoder layers, initialised from the pretrained ones;
 ``intermediate_size`` keeps each layer's most important feed-forward neurons and ``attention_heads`` its most
-important attention heads; ``hidden_size`` (with
-``pretrained = false``) makes a narrower model of the same kind, trained from scratch (by distillation).
+important attention heads; ``hidden_size`` (with ``pretrained = false``) makes a narrower model of the same
+kind, trained from scratch (by distillation).
 
 ``lora`` fine-tunes a model through low-rank adapters on chosen linear layers (Hu et al., 2021), the rest
 frozen but for ``train_also`` (the new classification head), reports the trainable share, and after training
@@ -78,7 +78,6 @@ class HFClassifierOptions(StrictModel):
             raise ValueError("hidden_size differs from the pretrained weights' width: set pretrained = false")
         if self.heads is not None and self.hidden_size is None:
             raise ValueError("heads applies with hidden_size")
-
         if self.layers is not None and len(set(self.layers)) != len(self.layers):
             raise ValueError("layers repeats a layer")
         return self

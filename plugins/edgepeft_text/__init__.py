@@ -16,6 +16,7 @@ import functools
 import importlib.resources
 import importlib.util
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,7 +147,7 @@ def text_task(
     folder: Path,
     seed: int,
     where: str,
-    unlabelled: list[str] = (),
+    unlabelled: Sequence[str] = (),
 ) -> TaskData:
     """``texts`` (class indices ``labels`` into ``classes``) split with ``seed``, tokenized by the tokenizer in
     ``folder`` as ``options`` say, with the ``unlabelled`` texts tokenized alike. A text whose tokens repeat an
