@@ -130,6 +130,7 @@ def uncached_distill(manager: PluginManager, options: Any) -> edgepeft.Technique
 
     class Uncached(base):  # type: ignore[misc, valid-type]
         def setup(self, ctx: TrainContext) -> None:
+            self.ctx = ctx
             self.teacher = ctx.teacher.eval()
             self.heads = ctx.data.heads
             self.teacher_logits = torch.zeros(len(ctx.data.train), ctx.data.num_classes)
