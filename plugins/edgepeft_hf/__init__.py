@@ -290,9 +290,6 @@ def build_classifier(options: HFClassifierOptions, num_classes: int) -> torch.nn
 def keep_neurons(model: torch.nn.Module, size: int) -> None:
     """Cut each encoder layer's feed-forward block to its ``size`` most important neurons: those whose input
     and output weights have the largest norms (product), in their original order."""
-    import torch
-    from torch import nn
-
     for layer in model.base_model.encoder.layer:
         up, down = layer.intermediate.dense, layer.output.dense
         if size > up.out_features:
@@ -303,21 +300,38 @@ def keep_neurons(model: torch.nn.Module, size: int) -> None:
             )
         importance = up.weight.norm(dim=1) * down.weight.norm(dim=0)
         kept = importance.topk(size).indices.sort().values
-        new_up, new_down = nn.Linear(up.in_features, size), nn.Linear(size, down.out_features)
-        with torch.no_grad():
-            new_up.weight.copy_(up.weight[kept])
-            new_up.bias.copy_(up.bias[kept])
-            new_down.weight.copy_(down.weight[:, kept])
-            new_down.bias.copy_(down.bias)
-        layer.intermediate.dense, layer.output.dense = new_up, new_down
+        layer.intermediate.dense, layer.output.dense = kept_outputs(up, kept), kept_inputs(down, kept)
     model.config.intermediate_size = size
+
+
+def kept_outputs(linear: torch.nn.Linear, kept: torch.Tensor) -> torch.nn.Linear:
+    """A copy of ``linear`` computing only the outputs at ``kept``."""
+    import torch
+    from torch import nn
+
+    new = nn.Linear(linear.in_features, len(kept))
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[kept])
+        new.bias.copy_(linear.bias[kept])
+    return new
+
+
+def kept_inputs(linear: torch.nn.Linear, kept: torch.Tensor) -> torch.nn.Linear:
+    """A copy of ``linear`` reading only the inputs at ``kept``."""
+    import torch
+    from torch import nn
+
+    new = nn.Linear(len(kept), linear.out_features)
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[:, kept])
+        new.bias.copy_(linear.bias)
+    return new
 
 
 def keep_heads(model: torch.nn.Module, heads: int) -> None:
     """Cut each encoder layer's self-attention to its ``heads`` most important heads: those whose value and
     output weights have the largest norms (product), in their original order."""
     import torch
-    from torch import nn
 
     for layer in model.base_model.encoder.layer:
         attention, output = layer.attention.self, layer.attention.output.dense
@@ -334,17 +348,8 @@ def keep_heads(model: torch.nn.Module, heads: int) -> None:
         kept = (value * out).topk(heads).indices.sort().values
         columns = (kept[:, None] * size + torch.arange(size)).flatten()
         for name in ("query", "key", "value"):
-            old = getattr(attention, name)
-            new = nn.Linear(old.in_features, len(columns))
-            with torch.no_grad():
-                new.weight.copy_(old.weight[columns])
-                new.bias.copy_(old.bias[columns])
-            setattr(attention, name, new)
-        new = nn.Linear(len(columns), output.out_features)
-        with torch.no_grad():
-            new.weight.copy_(output.weight[:, columns])
-            new.bias.copy_(output.bias)
-        layer.attention.output.dense = new
+            setattr(attention, name, kept_outputs(getattr(attention, name), columns))
+        layer.attention.output.dense = kept_inputs(output, columns)
         attention.num_attention_heads, attention.all_head_size = heads, len(columns)
 
 

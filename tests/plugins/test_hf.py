@@ -53,12 +53,18 @@ def test_padding_is_masked(family, ids):
     np.testing.assert_allclose(predict(model, ids), alone, atol=1e-5)  # in a batch: padded to the longest
 
 
-def test_feed_forward_blocks_keep_their_most_important_neurons(family, ids):
+def _keeping_all_changes_nothing(family, ids, **option):
+    """The one-layer model, after checking that ``option`` set to keep everything leaves its answers as they are."""
     torch.manual_seed(0)  # the new classification head starts alike
     full = family().build(family.Options(layers=[0]), (24,), 2)
     torch.manual_seed(0)
-    same = family().build(family.Options(layers=[0], intermediate_size=1536), (24,), 2)
+    same = family().build(family.Options(layers=[0], **option), (24,), 2)
     np.testing.assert_allclose(predict(same, ids), predict(full, ids), atol=1e-5)  # all kept, in order
+    return full
+
+
+def test_feed_forward_blocks_keep_their_most_important_neurons(family, ids):
+    full = _keeping_all_changes_nothing(family, ids, intermediate_size=1536)
     cut = family().build(family.Options(layers=[0], intermediate_size=512), (24,), 2)
     up, down = (
         full.model.base_model.encoder.layer[0].intermediate.dense,
@@ -74,11 +80,7 @@ def test_feed_forward_blocks_keep_their_most_important_neurons(family, ids):
 
 
 def test_attention_keeps_its_most_important_heads(family, ids):
-    torch.manual_seed(0)
-    full = family().build(family.Options(layers=[0]), (24,), 2)
-    torch.manual_seed(0)
-    same = family().build(family.Options(layers=[0], attention_heads=12), (24,), 2)
-    np.testing.assert_allclose(predict(same, ids), predict(full, ids), atol=1e-5)  # all kept, in order
+    full = _keeping_all_changes_nothing(family, ids, attention_heads=12)
     cut = family().build(family.Options(layers=[0], attention_heads=5), (24,), 2)
     attention, output = (
         full.model.base_model.encoder.layer[0].attention.self,
