@@ -29,10 +29,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 import edgepeft
-from edgepeft.plugins import PluginManager, default_manager
-from edgepeft.recipe import ResolvedRecipe
-from edgepeft.run import load_model, open_run
-from edgepeft.train import Checkpointer, TrainContext, batches, fit, score
+from edgepeft.api.context import TrainContext
+from edgepeft.artifacts.recipe import ResolvedRecipe
+from edgepeft.artifacts.run_folder import load_model, open_run
+from edgepeft.host.manager import PluginManager, default_manager
+from edgepeft.train.loop import Checkpointer, batches, fit, score
 
 
 def alternate(first: Callable[[], float], second: Callable[[], float], repeats: int) -> tuple[float, float]:

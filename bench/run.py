@@ -28,14 +28,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from edgepeft import atomic
-from edgepeft.bench_report import ratios, write
-from edgepeft.benchmark import bench_run, candidates
-from edgepeft.devices import load_profile
+from edgepeft.api.device import load_profile
+from edgepeft.artifacts.recipe import ResolvedRecipe, builtin_recipes, read_toml, resolve
+from edgepeft.artifacts.run_folder import open_run
+from edgepeft.benchmark.bench import bench_run, candidates
+from edgepeft.benchmark.report import ratios, write
 from edgepeft.errors import EdgepeftError
-from edgepeft.plugins import PluginManager, default_manager
-from edgepeft.recipe import ResolvedRecipe, builtin_recipes, read_toml, resolve
-from edgepeft.run import Trainer, open_run
+from edgepeft.host.manager import PluginManager, default_manager
+from edgepeft.train.trainer import Trainer
+from edgepeft.util import atomic
 
 
 @dataclass(frozen=True)

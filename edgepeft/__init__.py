@@ -11,8 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from edgepeft.backend import Artifact, Backend, ExportOptions, Runner, TensorSpec
-from edgepeft.data import Dataset, NoOptions, Split, TaskData, stratified_split
+from edgepeft.api.backend import Artifact, Backend, ExportOptions, Runner, TensorSpec
+from edgepeft.api.dataset import Dataset, NoOptions, Split, TaskData, stratified_split
+from edgepeft.api.model import ModelFamily, ModelSpec
+from edgepeft.api.tasks import Field, Head, Signature
+from edgepeft.api.technique import Compressed, Technique, count_parameters
+from edgepeft.api.torch_program import TorchProgramBackend
 from edgepeft.errors import (
     ArtifactError,
     BackendUnavailableError,
@@ -25,24 +29,21 @@ from edgepeft.errors import (
     TrainingError,
     UnknownNameError,
 )
-from edgepeft.models import ModelFamily, ModelSpec
-from edgepeft.quiet import quiet_loggers
-from edgepeft.registry import Registrar
-from edgepeft.tasks import Field, Head, Signature
-from edgepeft.technique import Compressed, Technique, count_parameters
-from edgepeft.torch_program import TorchProgramBackend
-from edgepeft.validation import StrictModel
+from edgepeft.host.registry import Registrar
+from edgepeft.util.quiet import quiet_loggers
+from edgepeft.util.validation import StrictModel
 
 if TYPE_CHECKING:
-    from edgepeft.devices import DeviceProfile
-    from edgepeft.train import Batch, StepState, TrainContext, predict
+    from edgepeft.api.context import Batch, StepState, TrainContext
+    from edgepeft.api.device import DeviceProfile
+    from edgepeft.train.loop import predict
 
 _LAZY = {
-    "DeviceProfile": "edgepeft.devices",
-    "Batch": "edgepeft.train",
-    "StepState": "edgepeft.train",
-    "TrainContext": "edgepeft.train",
-    "predict": "edgepeft.train",
+    "DeviceProfile": "edgepeft.api.device",
+    "Batch": "edgepeft.api.context",
+    "StepState": "edgepeft.api.context",
+    "TrainContext": "edgepeft.api.context",
+    "predict": "edgepeft.train.loop",
 }
 """Public names imported on first use, so that ``import edgepeft`` (and ``edgepeft --help``) stays light:
 their modules import numpy and are not needed to load plugins."""
@@ -53,8 +54,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    if name in ("devices", "train"):  # submodules that ``import edgepeft`` used to load
-        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

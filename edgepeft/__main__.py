@@ -1,5 +1,5 @@
 """``python -m edgepeft`` runs the command line."""
 
-from edgepeft.cli import main
+from edgepeft.cli.app import main
 
 main()

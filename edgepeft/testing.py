@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from edgepeft.conformance import (
+from edgepeft.api.dataset import TaskData
+from edgepeft.api.device import load_profile
+from edgepeft.authoring.conformance import (
     CheckResult,
     RoundTrip,
     backend_round_trip,
@@ -30,11 +32,9 @@ from edgepeft.conformance import (
     model_round_trip,
     technique_round_trip,
 )
-from edgepeft.conformance import tiny_data as load_tiny_data
-from edgepeft.conformance import tiny_model as build_tiny_model
-from edgepeft.data import TaskData
-from edgepeft.devices import load_profile
-from edgepeft.plugins import PluginManager, default_manager
+from edgepeft.authoring.conformance import tiny_data as load_tiny_data
+from edgepeft.authoring.conformance import tiny_model as build_tiny_model
+from edgepeft.host.manager import PluginManager, default_manager
 
 _names = itertools.count()
 

@@ -15,8 +15,8 @@ def text_run(tmp_path_factory):
     from edgepeft_text import read_rotten_tomatoes, rotten_tomatoes_file
     from typer.testing import CliRunner
 
-    from edgepeft.cli import app
-    from edgepeft.plugins import default_manager
+    from edgepeft.cli.app import app
+    from edgepeft.host.manager import default_manager
     from edgepeft.testing import write_recipe  # imported here: pytest_plugins loads edgepeft.testing first
 
     root = tmp_path_factory.mktemp("text")

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from edgepeft import atomic
 from edgepeft.errors import EdgepeftError
+from edgepeft.util import atomic
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):
@@ -65,7 +65,7 @@ def test_leftovers_of_a_killed_process_are_cleared_on_the_next_write(tmp_path):
 
 
 def test_a_swallowed_interrupt_still_stops_publication(tmp_path, monkeypatch):
-    from edgepeft import interrupts
+    from edgepeft.util import interrupts
 
     target = tmp_path / "bundle"
     monkeypatch.setattr(interrupts, "_requested", True)  # as after a KeyboardInterrupt a library swallowed

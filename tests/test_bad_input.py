@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.cli import app
-from edgepeft.plugins import default_manager
+from edgepeft.cli.app import app
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe, write_recipe
 
 

@@ -13,10 +13,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgepeft.bench_report import measured_table, pareto_front, plot_pareto, ratio_table, ratios, render
-from edgepeft.benchmark import BenchResult, Candidate, Measurement, candidates
-from edgepeft.compute import MatmulPeak, forward_flops, matmul_peak
-from edgepeft.profile import Latency
+from edgepeft.benchmark.bench import BenchResult, Candidate, Measurement, candidates
+from edgepeft.benchmark.flops import MatmulPeak, forward_flops, matmul_peak
+from edgepeft.benchmark.report import measured_table, pareto_front, plot_pareto, ratio_table, ratios, render
+from edgepeft.ship.profile import Latency
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.cli import app
-from edgepeft.recipe import resolve
-from edgepeft.run import Trainer
+from edgepeft.artifacts.recipe import resolve
+from edgepeft.cli.app import app
 from edgepeft.testing import tiny_recipe
+from edgepeft.train.trainer import Trainer
 
 MOBILE = """\
 description = "phone whose runtimes are LiteRT and ONNX Runtime"

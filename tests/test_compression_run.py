@@ -15,12 +15,13 @@ import torch
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.atomic import sha256_file
-from edgepeft.cli import app
-from edgepeft.plugins import default_manager
-from edgepeft.recipe import load_recipe
-from edgepeft.run import Trainer, count_parameters, load_model
+from edgepeft.artifacts.recipe import load_recipe
+from edgepeft.artifacts.run_folder import load_model
+from edgepeft.cli.app import app
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe, write_recipe
+from edgepeft.train.trainer import Trainer, count_parameters
+from edgepeft.util.atomic import sha256_file
 
 STAGED = [
     {"name": "distill", "temperature": 4.0, "alpha": 0.7},

@@ -8,8 +8,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.cli import app
-from edgepeft.conformance import check_plugin
+from edgepeft.authoring.conformance import check_plugin
+from edgepeft.cli.app import app
 
 
 def _check(manager, name):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import edgepeft
-from edgepeft.devices import load_profile
+from edgepeft.api.device import load_profile
 from edgepeft.errors import ConfigError, PluginError, UnknownNameError
-from edgepeft.plugins import default_manager
+from edgepeft.host.manager import default_manager
 
 REQUIRED = {
     "android",

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch.distributed as dist
 
-from edgepeft.data import Split
+from edgepeft.api.dataset import Split
 from edgepeft.testing import tiny_recipe, write_recipe
-from edgepeft.train import batches
+from edgepeft.train.loop import batches
 
 needs_gloo = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),

@@ -12,8 +12,8 @@ from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.cli import app
-from edgepeft.plugins import default_manager
+from edgepeft.cli.app import app
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe, write_recipe
 
 LOOSE_BOX = """\
@@ -154,7 +154,7 @@ def test_deploy_onnx_bundle_with_manifest_and_parity(workspace, cli):
 def test_deploy_exported_model_runs_in_plain_onnxruntime(workspace, cli):
     import onnxruntime as ort
 
-    from edgepeft.run import open_run
+    from edgepeft.artifacts.run_folder import open_run
 
     dist = workspace["root"] / "dist-ort"
     assert (

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import edgepeft
-from edgepeft import hookspecs
-from edgepeft.recipe import resolve
-from edgepeft.run import Trainer
+from edgepeft.artifacts.recipe import resolve
+from edgepeft.host import hookspecs
 from edgepeft.testing import tiny_recipe
+from edgepeft.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {name: fn for name, fn in vars(hookspecs).items() if name.startswith("edgepeft_") and callable(fn)}

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 import edgepeft
-from edgepeft.deploy import deploy, prepare
-from edgepeft.devices import ParityThresholds, load_profile, parity_thresholds
-from edgepeft.parity import compare, find_culprit
-from edgepeft.recipe import resolve
-from edgepeft.run import Trainer, open_run
+from edgepeft.api.device import ParityThresholds, load_profile, parity_thresholds
+from edgepeft.artifacts.recipe import resolve
+from edgepeft.artifacts.run_folder import open_run
+from edgepeft.ship.deploy import deploy, prepare
+from edgepeft.ship.parity import compare, find_culprit
 from edgepeft.testing import tiny_recipe
+from edgepeft.train.trainer import Trainer
 
 
 def test_compare_reports_agreement_differences_and_accuracy():

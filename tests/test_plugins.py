@@ -12,7 +12,7 @@ import pytest
 
 import edgepeft
 from edgepeft.errors import PluginError, UnknownNameError
-from edgepeft.plugins import ENTRY_POINT_GROUP, PluginManager, default_manager
+from edgepeft.host.manager import ENTRY_POINT_GROUP, PluginManager, default_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = {"devices", "digits", "cnn", "distill", "cpu", "onnx"}
@@ -158,9 +158,9 @@ def test_unknown_name_suggests_the_nearest(manager):
 def test_an_outside_model_family_trains_through_the_same_loop(manager, register_plugin, tmp_path):
     from pydantic import Field
 
-    from edgepeft.recipe import resolve
-    from edgepeft.run import Trainer
+    from edgepeft.artifacts.recipe import resolve
     from edgepeft.testing import tiny_recipe
+    from edgepeft.train.trainer import Trainer
 
     class MLPOptions(edgepeft.StrictModel):
         hidden: int = Field(32, gt=0)

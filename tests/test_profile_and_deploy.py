@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edgepeft.atomic import sha256_file
-from edgepeft.cli import app
-from edgepeft.plugins import default_manager
-from edgepeft.recipe import resolve
-from edgepeft.run import Trainer
+from edgepeft.artifacts.recipe import resolve
+from edgepeft.cli.app import app
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe
+from edgepeft.train.trainer import Trainer
+from edgepeft.util.atomic import sha256_file
 
 PHONE = (
     'description = "android phone with budgets a tiny test model meets"\nextends = "android"\n'

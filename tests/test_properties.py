@@ -9,9 +9,9 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgepeft import bundle
-from edgepeft.devices import _merge
-from edgepeft.validation import toml_line
+from edgepeft.api.device import _merge
+from edgepeft.artifacts import bundle
+from edgepeft.util.validation import toml_line
 
 keys = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=8)
 scalars = st.one_of(st.integers(-1000, 1000), st.booleans(), st.text(alphabet=string.ascii_letters, max_size=5))

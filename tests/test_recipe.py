@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from edgepeft.artifacts.recipe import default_recipe_path, load_recipe
 from edgepeft.errors import ConfigError, UnknownNameError
-from edgepeft.recipe import default_recipe_path, load_recipe
 from edgepeft.testing import tiny_recipe, write_recipe
 
 

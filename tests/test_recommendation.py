@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edgepeft.cli import app
+from edgepeft.api.context import TrainContext
+from edgepeft.artifacts.run_folder import load_task_data
+from edgepeft.cli.app import app
 from edgepeft.errors import ConfigError
-from edgepeft.plugins import default_manager
-from edgepeft.run import load_task_data
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import write_recipe
-from edgepeft.train import TrainContext
 
 RECIPE = {
     "name": "tiny-recsys",
@@ -109,7 +109,7 @@ def test_multitask_and_distill_name_what_is_wrong() -> None:
 
 
 def _resolved(manager):
-    from edgepeft.recipe import resolve
+    from edgepeft.artifacts.recipe import resolve
 
     return resolve(RECIPE, None, "tiny-recsys", manager)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgepeft.atomic import sha256_file
 from edgepeft.testing import tiny_recipe, write_recipe
+from edgepeft.util.atomic import sha256_file
 
 
 def _recipe(tmp_path: Path) -> Path:

@@ -7,9 +7,10 @@ import json
 import pytest
 
 import edgepeft
-from edgepeft.recipe import resolve
-from edgepeft.run import Trainer, open_run
+from edgepeft.artifacts.recipe import resolve
+from edgepeft.artifacts.run_folder import open_run
 from edgepeft.testing import tiny_recipe
+from edgepeft.train.trainer import Trainer
 
 
 def _train(manager, folder, name="r", **changes):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edgepeft.cli import app
+from edgepeft.authoring.scaffold import create_plugin, render
+from edgepeft.authoring.templates import KINDS
+from edgepeft.cli.app import app
 from edgepeft.errors import EdgepeftError
-from edgepeft.plugins import default_manager
-from edgepeft.scaffold import create_plugin, render
-from edgepeft.scaffold_templates import KINDS
+from edgepeft.host.manager import default_manager
 
 RUFF_RULES = "E,F,W,I,B,UP,SIM,RUF"  # the repo's [tool.ruff.lint] select
 PIP_INSTALL_INTO = ("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target")
@@ -110,7 +110,7 @@ def test_a_failed_write_leaves_no_package_behind(tmp_path, monkeypatch):
     def render_unwritable(name: str, kind: str) -> dict[str, str]:
         return {**render(name, kind), "README.md/cannot-be-a-folder": ""}  # README.md is written as a file first
 
-    monkeypatch.setattr("edgepeft.scaffold.render", render_unwritable)
+    monkeypatch.setattr("edgepeft.authoring.scaffold.render", render_unwritable)
     with pytest.raises(EdgepeftError, match="could not write"):
         create_plugin("demo", "technique", tmp_path, default_manager())
     assert list(tmp_path.iterdir()) == []

@@ -23,7 +23,14 @@ LAZY_PACKAGES = (
     "scipy",
     "PIL",
 )
-LAZY_MODULES = ("edgepeft.train", "edgepeft.devices", "edgepeft.profile", "edgepeft.parity", "edgepeft.memory")
+LAZY_MODULES = (
+    "edgepeft.train.loop",
+    "edgepeft.api.context",
+    "edgepeft.api.device",
+    "edgepeft.ship.profile",
+    "edgepeft.ship.parity",
+    "edgepeft.ship.memory",
+)
 
 REPORT = (
     "import sys\n"
@@ -66,13 +73,12 @@ def test_help_with_every_plugin_loaded_imports_no_heavy_module():
 def test_lazy_public_names_still_resolve():
     code = (
         "import edgepeft\n"
-        "assert edgepeft.TrainContext.__module__ == 'edgepeft.train' and callable(edgepeft.predict)\n"
-        "assert edgepeft.Batch.__module__ == edgepeft.StepState.__module__ == 'edgepeft.train'\n"
-        "assert edgepeft.DeviceProfile.__module__ == 'edgepeft.devices'\n"
-        "assert callable(edgepeft.devices.load_profile) and edgepeft.train.fit\n"
+        "assert edgepeft.TrainContext.__module__ == 'edgepeft.api.context' and callable(edgepeft.predict)\n"
+        "assert edgepeft.Batch.__module__ == edgepeft.StepState.__module__ == 'edgepeft.api.context'\n"
+        "assert edgepeft.DeviceProfile.__module__ == 'edgepeft.api.device'\n"
         "from edgepeft import Runner, DeviceProfile, TrainContext\n"
-        "assert Runner is edgepeft.backend.Runner\n"
+        "assert Runner is edgepeft.api.backend.Runner\n"
         "assert {'Runner', 'DeviceProfile', 'predict'} <= set(dir(edgepeft))\n"
     )
     _, lazy, _ = _run(code)
-    assert "edgepeft.train" in lazy and "edgepeft.devices" in lazy
+    assert "edgepeft.api.context" in lazy and "edgepeft.api.device" in lazy

@@ -7,9 +7,9 @@ import pytest
 import torch
 from sklearn.metrics import log_loss, roc_auc_score
 
-from edgepeft import tasks
-from edgepeft.devices import ParityThresholds
-from edgepeft.parity import compare
+from edgepeft.api import tasks
+from edgepeft.api.device import ParityThresholds
+from edgepeft.ship.parity import compare
 
 HEADS = (tasks.Head("rating", "regression"), tasks.Head("like", "binary"))
 
@@ -74,8 +74,9 @@ def test_the_best_epoch_is_kept_when_every_score_is_below_minus_one() -> None:
     """A regression head's score is minus its RMSE: far-off targets must still select an epoch."""
     import dataclasses
 
-    from edgepeft.plugins import default_manager
-    from edgepeft.train import TrainContext, fit
+    from edgepeft.api.context import TrainContext
+    from edgepeft.host.manager import default_manager
+    from edgepeft.train.loop import fit
 
     manager = default_manager()
     movielens = manager.datasets.get("movielens-100k")
@@ -91,7 +92,7 @@ def test_the_best_epoch_is_kept_when_every_score_is_below_minus_one() -> None:
 
 
 def test_runs_written_before_several_heads_still_open() -> None:
-    from edgepeft.run import _classifier_metrics_upgraded
+    from edgepeft.train.trainer import _classifier_metrics_upgraded
 
     old = {
         "dataset": {"fingerprint": "f"},

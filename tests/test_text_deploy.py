@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgepeft.atomic import sha256_file
-from edgepeft.bundle import bundle_tokenizer, file_entries
-from edgepeft.cli import app
+from edgepeft.artifacts.bundle import bundle_tokenizer, file_entries
+from edgepeft.artifacts.run_folder import open_run
+from edgepeft.cli.app import app
 from edgepeft.errors import ArtifactError
-from edgepeft.plugins import default_manager
-from edgepeft.run import open_run
-from edgepeft.train import predict
+from edgepeft.host.manager import default_manager
+from edgepeft.train.loop import predict
+from edgepeft.util.atomic import sha256_file
 
 pytest.importorskip("peft")
 pytest.importorskip("tokenizers")

@@ -9,10 +9,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from edgepeft.cli import app
-from edgepeft.plugins import default_manager
-from edgepeft.run import load_model
-from edgepeft.technique import count_parameters
+from edgepeft.api.technique import count_parameters
+from edgepeft.artifacts.run_folder import load_model
+from edgepeft.cli.app import app
+from edgepeft.host.manager import default_manager
 
 pytest.importorskip("peft")
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import edgepeft
-from edgepeft.plugins import default_manager
-from edgepeft.train import TrainContext, batches, fit
+from edgepeft.api.context import TrainContext
+from edgepeft.host.manager import default_manager
+from edgepeft.train.loop import batches, fit
 
 pytest.importorskip("transformers")
 

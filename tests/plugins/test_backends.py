@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import edgepeft
-from edgepeft.devices import parity_thresholds
-from edgepeft.export import calibration_inputs, export_checked, run_batched
-from edgepeft.train import TrainContext, fit
+from edgepeft.api.context import TrainContext
+from edgepeft.api.device import parity_thresholds
+from edgepeft.ship.export import calibration_inputs, export_checked, run_batched
+from edgepeft.train.loop import fit
 
 CASES = [
     ("cpu", "fp32", "NCHW"),

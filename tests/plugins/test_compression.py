@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import edgepeft
-from edgepeft.devices import ParityThresholds, parity_thresholds
-from edgepeft.export import calibration_inputs, export_checked
-from edgepeft.technique import count_parameters
-from edgepeft.train import TrainContext, fit, score
+from edgepeft.api.context import TrainContext
+from edgepeft.api.device import ParityThresholds, parity_thresholds
+from edgepeft.api.technique import count_parameters
+from edgepeft.ship.export import calibration_inputs, export_checked
+from edgepeft.train.loop import fit, score
 
 _exports = itertools.count()
 
@@ -221,7 +222,7 @@ def test_quantization_aware_training_keeps_the_architecture_and_beats_post_train
     ],
 )
 def test_invalid_options_are_config_errors_with_the_recipe_line(manager, tmp_path, name, options, message):
-    from edgepeft.recipe import load_recipe
+    from edgepeft.artifacts.recipe import load_recipe
     from edgepeft.testing import tiny_recipe, write_recipe
 
     recipe = tiny_recipe(techniques=[{"name": "distill"}, {"name": name, **options}])
@@ -242,8 +243,8 @@ def _ctx(manager):
 def test_prune_rebuilds_layer_norm_group_norm_and_prelu_layers(manager, register_plugin, tmp_path):
     from torch import nn
 
-    from edgepeft.models import ModelSpec
-    from edgepeft.run import load_model, save_model
+    from edgepeft.api.model import ModelSpec
+    from edgepeft.artifacts.run_folder import load_model, save_model
 
     class Norms(edgepeft.ModelFamily):
         name = "norms"
@@ -315,7 +316,7 @@ def test_a_prune_target_the_model_already_meets_changes_nothing(setup):
 
 @pytest.mark.parametrize("name", ["distill", "prune", "lowrank", "quantize"])
 def test_every_builtin_technique_passes_the_plugin_author_round_trip(manager, tmp_path, name):
-    from edgepeft.conformance import options_for
+    from edgepeft.authoring.conformance import options_for
     from edgepeft.testing import technique_round_trip
 
     cls = manager.techniques.get(name)

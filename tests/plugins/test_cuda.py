@@ -9,9 +9,9 @@ import torch
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.cli import app
-from edgepeft.devices import parity_thresholds
-from edgepeft.export import export_checked
+from edgepeft.api.device import parity_thresholds
+from edgepeft.cli.app import app
+from edgepeft.ship.export import export_checked
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch here")
 
@@ -50,7 +50,8 @@ def test_training_on_the_gpu_with_mixed_precision(manager, tmp_path):
 @needs_gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cuda_backend_round_trip_passes_parity(manager, tmp_path, precision):
-    from edgepeft.train import TrainContext, fit
+    from edgepeft.api.context import TrainContext
+    from edgepeft.train.loop import fit
 
     data_cls, cnn = manager.datasets.get("digits"), manager.models.get("cnn")
     data = data_cls().load(data_cls.Options(), 0)

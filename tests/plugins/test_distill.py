@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import edgepeft
-from edgepeft.train import TrainContext, fit
+from edgepeft.api.context import TrainContext
+from edgepeft.train.loop import batches, fit
 
 
 class CountingTeacher(torch.nn.Module):
@@ -46,7 +47,7 @@ def test_loss_terms_mix_task_and_distillation(manager, setup):
     technique = distill(distill.Options(temperature=3.0, alpha=0.25))
     teacher = build([8, 8])
     technique.setup(TrainContext(data=data, teacher=teacher, batch_size=64, seed=0))
-    batch = next(edgepeft.train.batches(data.train, 16))
+    batch = next(batches(data.train, 16))
     task = torch.tensor(2.0)
     terms = technique.loss_terms({"task": task}, batch, technique.teacher_logits[batch.index].clone())
     assert terms["task"].item() == pytest.approx(1.5)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import edgepeft
-from edgepeft.train import TrainContext, fit
+from edgepeft.api.context import TrainContext
+from edgepeft.train.loop import fit
 
 
 @pytest.fixture

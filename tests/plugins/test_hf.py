@@ -8,8 +8,8 @@ import torch
 from pydantic import ValidationError
 
 import edgepeft
-from edgepeft.plugins import default_manager
-from edgepeft.train import predict
+from edgepeft.host.manager import default_manager
+from edgepeft.train.loop import predict
 
 pytest.importorskip("transformers")
 
@@ -134,7 +134,8 @@ def _tiny_task(ids: np.ndarray) -> edgepeft.TaskData:
 
 @pytest.mark.parametrize("merge", [True, False])
 def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, ids, merge, tmp_path):
-    from edgepeft.train import TrainContext, fit
+    from edgepeft.api.context import TrainContext
+    from edgepeft.train.loop import fit
 
     peft = pytest.importorskip("peft")
     manager = default_manager()
@@ -174,7 +175,7 @@ def test_lora_trains_adapters_and_the_head_only_then_merges_or_rebuilds(family, 
 
 
 def test_lora_names_layers_it_cannot_adapt(family):
-    from edgepeft.train import TrainContext
+    from edgepeft.api.context import TrainContext
 
     lora = default_manager().techniques.get("lora")
     model = family().build(family.Options(layers=[0]), (24,), 2)
@@ -188,7 +189,7 @@ def test_vocabulary_pruning_keeps_the_train_tokens_exactly_and_maps_the_rest_to_
 
     from edgepeft_hf import model_folder
 
-    from edgepeft.train import TrainContext
+    from edgepeft.api.context import TrainContext
 
     manager = default_manager()
     data = dataclasses.replace(
@@ -219,7 +220,7 @@ def test_vocabulary_pruning_keeps_the_train_tokens_exactly_and_maps_the_rest_to_
 
 
 def test_factorized_embeddings_start_from_the_truncated_svd_and_rebuild(family, ids, tmp_path):
-    from edgepeft.train import TrainContext
+    from edgepeft.api.context import TrainContext
 
     model = family().build(family.Options(layers=[0]), (24,), 2).eval()
     table = model.model.get_input_embeddings().weight.detach().clone()

@@ -11,9 +11,9 @@ from PIL import Image, ImageDraw
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from edgepeft.cli import app
+from edgepeft.cli.app import app
 from edgepeft.errors import DataError
-from edgepeft.plugins import default_manager
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe, write_recipe
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -330,7 +330,7 @@ def test_image_folder_errors_name_the_place_and_the_fix(tmp_path, make, where, m
 
 
 def test_data_dir_sets_the_image_folder_path(tmp_path):
-    from edgepeft.recipe import resolve, with_data_dir
+    from edgepeft.artifacts.recipe import resolve, with_data_dir
 
     manager = default_manager()
     recipe = tiny_recipe(name="imgs", data={"dataset": "image-folder", "options": {"path": "nowhere"}})

@@ -10,9 +10,9 @@ import pytest
 from edgepeft_interactions import movielens_folder, read_movielens, time_split
 from pydantic import ValidationError
 
+from edgepeft.api.tasks import Head
 from edgepeft.errors import DataError
-from edgepeft.plugins import default_manager
-from edgepeft.tasks import Head
+from edgepeft.host.manager import default_manager
 
 needs_recbole = pytest.mark.skipif(
     default_manager().datasets.get("movielens-100k").unavailable_reason() is not None, reason="needs recbole"

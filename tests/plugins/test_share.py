@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import edgepeft
-from edgepeft.plugins import default_manager
-from edgepeft.technique import count_parameters
-from edgepeft.train import Batch, TrainContext, fit, predict
+from edgepeft.api.context import Batch, TrainContext
+from edgepeft.api.technique import count_parameters
+from edgepeft.host.manager import default_manager
+from edgepeft.train.loop import fit, predict
 
 pytest.importorskip("transformers")
 
@@ -42,8 +43,8 @@ def _build(manager, **options):
 
 
 def test_shared_blocks_keep_the_depth_with_one_blocks_parameters(manager, task, tmp_path):
-    from edgepeft.models import ModelSpec
-    from edgepeft.run import load_model, save_model
+    from edgepeft.api.model import ModelSpec
+    from edgepeft.artifacts.run_folder import load_model, save_model
 
     model = _build(manager, layers=[0, 1, 2])
     layer = count_parameters(model.model.base_model.encoder.layer[0])

@@ -19,7 +19,7 @@ from edgepeft_text import (
 
 import edgepeft
 from edgepeft.errors import ConfigError, DataError
-from edgepeft.plugins import default_manager
+from edgepeft.host.manager import default_manager
 
 needs_data = pytest.mark.skipif(
     default_manager().datasets.get("rotten-tomatoes").unavailable_reason() is not None,

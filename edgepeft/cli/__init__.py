@@ -1,0 +1,5 @@
+"""The command line: the typer app, its error mapping, and one module per command group."""
+
+from edgepeft.cli.app import app, main
+
+__all__ = ["app", "main"]
