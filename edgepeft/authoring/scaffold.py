@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from string import Template
 
-from edgepeft.authoring.templates import CONFTEST, KINDS, PACKAGE_DATA, PYPROJECT, README, KindTemplate
+from edgepeft.authoring.templates import KINDS
+from edgepeft.authoring.templates.kind import KindTemplate
+from edgepeft.authoring.templates.package import CONFTEST, PACKAGE_DATA, PYPROJECT, README
 from edgepeft.errors import ConfigError, UnknownNameError
 from edgepeft.host.manager import ENTRY_POINT_GROUP, PluginManager
 from edgepeft.util.atomic import atomic_directory

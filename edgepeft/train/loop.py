@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -322,3 +324,26 @@ def fit(
         model.load_state_dict(best_state)
     model.eval().cpu()
     return best
+
+
+@contextlib.contextmanager
+def stop_on_signals(checkpoint: Checkpointer) -> Iterator[None]:
+    """SIGINT/SIGTERM ask training to checkpoint and stop at the next step; a second SIGINT stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request(signum: int, _frame: Any) -> None:
+        if checkpoint.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        checkpoint.stop_requested = True
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        checkpoint.stop_requested = False
+
+

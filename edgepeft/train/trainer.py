@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import itertools
 import json
 import logging
 import shutil
-import signal
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,19 +16,17 @@ import tomli_w
 from edgepeft.api import tasks
 from edgepeft.api.context import FineTuner, FitResult, StepState, TrainContext
 from edgepeft.api.dataset import TaskData
-from edgepeft.api.model import ModelEdit, ModelSpec
+from edgepeft.api.model import ModelEdit
 from edgepeft.api.tasks import primary_metrics
 from edgepeft.api.technique import count_parameters
 from edgepeft.artifacts.recipe import ModelSection, ResolvedRecipe
 from edgepeft.artifacts.run_folder import (
     CHECKPOINT,
-    FINGERPRINT,
     LOG,
     METRICS,
     PROGRESS,
     RECIPE,
     STAGES,
-    TEACHERS,
     TECHNIQUES,
     WEIGHTS,
     ModelReport,
@@ -49,20 +43,18 @@ from edgepeft.errors import (
     TrainingInterrupted,
 )
 from edgepeft.train import distributed
-from edgepeft.train.loop import Checkpointer, evaluate, fit, predict, score
+from edgepeft.train.loop import Checkpointer, evaluate, fit, predict, score, stop_on_signals
+from edgepeft.train.models import apply_techniques, model_spec
+from edgepeft.train.teacher_cache import TeacherCache, teacher_key
 from edgepeft.util import atomic, interrupts
 
 if TYPE_CHECKING:
     import torch
 
-    from edgepeft.api.technique import Compressed, Technique
+    from edgepeft.api.technique import Technique
     from edgepeft.host.manager import PluginManager
 
 log = logging.getLogger("edgepeft.run")
-
-def _fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
 
 class Trainer:
     """Runs a resolved recipe: trains (or reuses) the teacher, then the student, and writes the run."""
@@ -123,119 +115,28 @@ class Trainer:
             techniques=json.loads((directory / TECHNIQUES).read_text()) if (directory / TECHNIQUES).is_file() else [],
         )
 
-    def _spec(
-        self,
-        section: ModelSection,
-        options: Any,
-        data: TaskData,
-        model: torch.nn.Module,
-        edits: Sequence[ModelEdit] = (),
-    ) -> ModelSpec:
-        return ModelSpec(
-            family=section.model,
-            options=options.model_dump(mode="json"),
-            input_shape=list(data.input_shape),
-            num_classes=data.num_classes,
-            parameters=count_parameters(model),
-            edits=list(edits),
-            heads=[] if data.is_classifier else [h.to_dict() for h in data.heads],
-            fields=[f.to_dict() for f in data.fields],
-        )
-
     def teacher(self, data: TaskData, ctx: TrainContext, work: Path) -> torch.nn.Module:
-        """The trained teacher, reused when its recipe section, the data section, the data itself and the
-        seed are unchanged: from this attempt, the previous run of this recipe, or any recipe's run that
-        trained the same teacher (``runs/.teachers/<key>/``). A damaged cached teacher is trained again.
-        Under torchrun every process reads the same cache; rank 0 alone writes it."""
+        """The trained teacher, from the cache when its recipe section, the data section, the data itself and
+        the seed are unchanged (:class:`TeacherCache`), else trained with its techniques and cached."""
         section, options = self.recipe.teacher, self.resolved.teacher_options
         resolved = self.resolved.to_dict()  # defaults written out: a recipe and its resolved copy agree
-        key = _fingerprint(resolved["teacher"], resolved["data"], data.fingerprint(), ctx.seed)
-        shared = self.run_dir.parent / TEACHERS / key[:16]
-        for cached in (work / "teacher", self.run_dir / "teacher", shared):
-            key_file = cached / FINGERPRINT
-            if not (key_file.is_file() and key_file.read_text().strip() == key):
-                continue
-            try:
-                model, _ = load_model(cached, self.manager)
-            except ArtifactError as exc:
-                log.warning("the cached teacher cannot be loaded (%s); training it again", exc.message)
-                break
-            distributed.on_main(self._keep_teacher, cached, work / "teacher", shared)
-            log.info("reusing the cached teacher in %s", cached)
-            return model
+        key = teacher_key(resolved["teacher"], resolved["data"], data.fingerprint(), ctx.seed)
+        cache = TeacherCache(self.manager, self.run_dir, work, key)
+        cached = cache.load()
+        if cached is not None:
+            return cached
         techniques = self.resolved.teacher_techniques
         built = self._build(section, options, data, ctx.seed)
-        model, edits, reports, _ = self._applied(built, techniques, lambda t, m: t.adapted(m, ctx))
+        model, edits, reports, _ = apply_techniques(built, techniques, lambda t, m: t.adapted(m, ctx))
         self._train("teacher", model, section, ctx, techniques)
         # e.g. merge adapters into the weights
-        model, merged, merge_reports, files = self._applied(
+        model, merged, merge_reports, files = apply_techniques(
             model, techniques, lambda t, m: t.compress(m, ctx), empty_reports=True
         )
         edits, reports = edits + merged, reports + merge_reports
-        spec = self._spec(section, options, data, model, edits)
-        distributed.on_main(self._save_teacher, model, spec, reports, files, key, work, shared)
+        spec = model_spec(section, options, data, model, edits)
+        distributed.on_main(cache.save, model, spec, reports, files)
         return model
-
-    @staticmethod
-    def _applied(
-        model: torch.nn.Module,
-        techniques: Sequence[Technique],
-        step: Callable[[Technique, torch.nn.Module], Compressed | None],
-        *,
-        empty_reports: bool = False,
-    ) -> tuple[torch.nn.Module, list[ModelEdit], list[dict[str, Any]], dict[str, bytes]]:
-        """``model`` after ``step(technique, model)`` of each technique in recipe order (``None`` changes
-        nothing): the architecture edits to replay, the reports (empty ones too with ``empty_reports``) and
-        the files to save beside the model."""
-        edits, reports, files = [], [], {}
-        for technique in techniques:
-            result = step(technique, model)
-            if result is None:
-                continue
-            model = result.model
-            if result.record is not None:
-                edits.append(ModelEdit(technique=technique.name, record=result.record))
-            if result.report or empty_reports:
-                reports.append({"technique": technique.name, **result.report})
-            files.update(result.files)
-        return model, edits, reports, files
-
-    def _keep_teacher(self, cached: Path, folder: Path, shared: Path) -> None:
-        if cached != folder:
-            shutil.copytree(cached, folder, dirs_exist_ok=True)
-        if not shared.is_dir():
-            self._share_teacher(folder, shared)
-
-    def _save_teacher(
-        self,
-        model: torch.nn.Module,
-        spec: ModelSpec,
-        reports: list[dict[str, Any]],
-        files: dict[str, bytes],
-        key: str,
-        work: Path,
-        shared: Path,
-    ) -> None:
-        save_model(model, spec, work / "teacher")
-        atomic.write_json(work / "teacher" / TECHNIQUES, reports)
-        for name, content in files.items():
-            path = work / "teacher" / name
-            if Path(name).is_absolute() or ".." in Path(name).parts or path.exists():
-                raise TrainingError(
-                    f"a teacher technique returned the file name {name!r}, which leaves the teacher's folder or "
-                    "replaces a saved file",
-                    fix="Report it to the technique's authors: names are new paths inside the folder",
-                )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic.write_bytes(path, content)
-        atomic.write_text(work / "teacher" / FINGERPRINT, key + "\n")
-        self._share_teacher(work / "teacher", shared)
-
-    @staticmethod
-    def _share_teacher(folder: Path, shared: Path) -> None:
-        """Copy a trained teacher to ``runs/.teachers/`` for other recipes with the same teacher and data."""
-        with atomic.atomic_directory(shared) as tmp:
-            shutil.copytree(folder, tmp, dirs_exist_ok=True)
 
     def student(
         self, data: TaskData, ctx: TrainContext, work: Path
@@ -268,7 +169,7 @@ class Trainer:
             if stages.exists():
                 distributed.on_main(shutil.rmtree, stages)
             built = self._build(section, options, data, self.recipe.seed + 1)
-            student, edits, reports, _ = self._applied(built, techniques, lambda t, m: t.adapted(m, ctx))
+            student, edits, reports, _ = apply_techniques(built, techniques, lambda t, m: t.adapted(m, ctx))
             ctx.model = student
             for technique in techniques:
                 technique.setup(ctx)
@@ -321,7 +222,7 @@ class Trainer:
     ) -> None:
         """Save the student after a stage, check it loads back to the same model, then record progress."""
         folder = stages / progress["latest"]
-        spec = self._spec(section, options, data, model, [ModelEdit(**e) for e in progress["edits"]])
+        spec = model_spec(section, options, data, model, [ModelEdit(**e) for e in progress["edits"]])
         save_model(model, spec, folder)
         atomic.write_json(folder / TECHNIQUES, progress.get("adapted", []))
         probe = data.validation.x[:8]
@@ -403,7 +304,7 @@ class Trainer:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         try:
-            with _stop_on_signals(self.checkpoint):
+            with stop_on_signals(self.checkpoint):
                 metrics = self._run(work)
         except TrainingInterrupted as exc:
             raise TrainingInterrupted(
@@ -478,26 +379,3 @@ class Trainer:
         }
         atomic.write_json(work / METRICS, metrics)
         return metrics
-
-
-@contextlib.contextmanager
-def _stop_on_signals(checkpoint: Checkpointer) -> Iterator[None]:
-    """SIGINT/SIGTERM ask training to checkpoint and stop at the next step; a second SIGINT stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def request(signum: int, _frame: Any) -> None:
-        if checkpoint.stop_requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        checkpoint.stop_requested = True
-
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        checkpoint.stop_requested = False
-
-
