@@ -17,12 +17,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from edgepeft import count_parameters
 from edgepeft.api.device import load_profile
 from edgepeft.artifacts.run_folder import open_run
 from edgepeft.benchmark.bench import Bench, Candidate, Measurement
 from edgepeft.host.manager import default_manager
 from edgepeft.train.loop import score
-from edgepeft.train.trainer import count_parameters
 from edgepeft.util import atomic
 
 EXPORTS = [("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")]

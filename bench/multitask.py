@@ -23,10 +23,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from edgepeft import count_parameters
 from edgepeft.artifacts.recipe import builtin_recipes, read_toml, resolve
 from edgepeft.artifacts.run_folder import load_task_data, open_run
 from edgepeft.host.manager import PluginManager, default_manager
-from edgepeft.train.trainer import Trainer, count_parameters
+from edgepeft.train.trainer import Trainer
 from edgepeft.util import atomic
 
 RECIPE = "android-recommendation"

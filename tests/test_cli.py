@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import edgepeft
 from edgepeft.cli.app import app
+from edgepeft.host.manager import default_manager
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_version(cli):
 
 
 def test_plugins_lists_kind_distribution_and_status(cli):
-    result = CliRunner().invoke(app, ["plugins"], obj=edgepeft.plugins.default_manager(), env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["plugins"], obj=default_manager(), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 5}
     for name, kind in {
@@ -105,7 +106,7 @@ def test_importing_the_cli_and_help_do_not_import_torch_or_runtimes():
         "import sys\n"
         "import edgepeft, edgepeft.cli\n"
         "from typer.testing import CliRunner\n"
-        "from edgepeft.plugins import default_manager\n"
+        "from edgepeft.host.manager import default_manager\n"
         "m = default_manager(); _ = m.registries\n"
         "r = CliRunner().invoke(edgepeft.cli.app, ['--help'], obj=m)\n"
         "assert r.exit_code == 0, r.output\n"

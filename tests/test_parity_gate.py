@@ -10,6 +10,7 @@ import edgepeft
 from edgepeft.api.device import ParityThresholds, load_profile, parity_thresholds
 from edgepeft.artifacts.recipe import resolve
 from edgepeft.artifacts.run_folder import open_run
+from edgepeft.host.manager import default_manager
 from edgepeft.ship.deploy import deploy, prepare
 from edgepeft.ship.parity import compare, find_culprit
 from edgepeft.testing import tiny_recipe
@@ -53,7 +54,7 @@ def test_find_culprit_names_the_first_jump_and_tolerates_layouts():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    manager = edgepeft.plugins.default_manager()
+    manager = default_manager()
     recipe = tiny_recipe(name="gate")
     recipe["student"]["epochs"] = 6
     folder = tmp_path_factory.mktemp("gate")
@@ -70,7 +71,7 @@ def _corrupt(array: np.ndarray) -> np.ndarray:
 
 def _broken_onnx_backend(layer: str):
     import onnx
-    from edgepeft_onnx import ONNXBackend
+    from edgepeft_onnx.backend import ONNXBackend
 
     class BrokenONNX(ONNXBackend):
         name = "broken-onnx"
@@ -88,7 +89,8 @@ def _broken_onnx_backend(layer: str):
 
 def _broken_tflite_backend(layer: str):
     from ai_edge_litert import schema_py_generated as schema
-    from edgepeft_tflite import TFLiteBackend, _module_path
+    from edgepeft_tflite.backend import TFLiteBackend
+    from edgepeft_tflite.runtime import module_path
 
     class BrokenTFLite(TFLiteBackend):
         name = "broken-tflite"
@@ -101,7 +103,7 @@ def _broken_tflite_backend(layer: str):
             tensor = next(
                 t
                 for t in tree.subgraphs[0].tensors
-                if _module_path(t.name.decode()) == "1"
+                if module_path(t.name.decode()) == "1"
                 and len(t.shape) == 2
                 and tree.buffers[t.buffer].data is not None
             )

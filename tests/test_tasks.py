@@ -92,7 +92,7 @@ def test_the_best_epoch_is_kept_when_every_score_is_below_minus_one() -> None:
 
 
 def test_runs_written_before_several_heads_still_open() -> None:
-    from edgepeft.train.trainer import _classifier_metrics_upgraded
+    from edgepeft.artifacts.run_folder import _classifier_metrics_upgraded
 
     old = {
         "dataset": {"fingerprint": "f"},

@@ -31,7 +31,7 @@ class Batch:
 class StepState:
     """What lifecycle hooks see at each optimizer step, and at the end of each epoch (``epochs`` in the
     phase and ``val_score`` set, ``loss`` the epoch's mean). The score is the task's
-    (:func:`edgepeft.tasks.score`): a classifier's accuracy."""
+    (:func:`edgepeft.api.tasks.score`): a classifier's accuracy."""
 
     phase: str
     epoch: int

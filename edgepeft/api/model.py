@@ -74,9 +74,9 @@ class ModelSpec(BaseModel):
     parameters: int
     edits: list[ModelEdit] = []
     heads: list[dict[str, Any]] = []
-    """The task's heads (:class:`edgepeft.tasks.Head` as dicts); empty for a classifier."""
+    """The task's heads (:class:`edgepeft.api.tasks.Head` as dicts); empty for a classifier."""
     fields: list[dict[str, Any]] = []
-    """Categorical input fields (:class:`edgepeft.tasks.Field` as dicts)."""
+    """Categorical input fields (:class:`edgepeft.api.tasks.Field` as dicts)."""
 
     def signature(self) -> Signature:
         heads = tuple(Head.from_dict(h) for h in self.heads) or classification(

@@ -92,12 +92,12 @@ def predict(model: torch.nn.Module, x: np.ndarray, *, batch_size: int = 256) -> 
 
 
 def evaluate(model: torch.nn.Module, data: TaskData, split: Split) -> dict[str, float]:
-    """Every metric of ``data``'s task for ``model`` on ``split`` (:func:`edgepeft.tasks.evaluate`)."""
+    """Every metric of ``data``'s task for ``model`` on ``split`` (:func:`edgepeft.api.tasks.evaluate`)."""
     return tasks.evaluate(data.heads, predict(model, split.x), split.y)
 
 
 def score(model: torch.nn.Module, data: TaskData, split: Split) -> float:
-    """The task's score for ``model`` on ``split``: a classifier's accuracy (:func:`edgepeft.tasks.score`)."""
+    """The task's score for ``model`` on ``split``: a classifier's accuracy (:func:`edgepeft.api.tasks.score`)."""
     return tasks.score(data.heads, evaluate(model, data, split))
 
 
@@ -160,7 +160,7 @@ def fit(
     when a stop is requested and when the phase ends (a resumed run replays the same batches from there).
 
     Each step's loss is the sum of named terms: the task's (``task``, or ``task.<head>`` for each head of a
-    multi-head task; see :func:`edgepeft.tasks.head_losses`) and whatever the techniques add or rescale;
+    multi-head task; see :func:`edgepeft.api.tasks.head_losses`) and whatever the techniques add or rescale;
     the techniques' own parameters (:meth:`Technique.trainable`) train with the model's, and their
     :meth:`Technique.augment` may alter or extend each batch first (from a generator seeded by the step, so a
     resumed run sees the same batches).

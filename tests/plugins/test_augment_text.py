@@ -37,7 +37,7 @@ def manager():
 
 @pytest.fixture(scope="module")
 def task() -> edgepeft.TaskData:
-    from edgepeft_text import encode, load_tokenizer, tokenizer_folder
+    from edgepeft_text.tokenizer import encode, load_tokenizer, tokenizer_folder
 
     folder = tokenizer_folder("all-minilm-l6-v2")
     x, y = np.repeat(encode(TEXTS, folder, 24), 4, axis=0), np.tile(np.array([1, 0, 0, 1]), 4)
@@ -48,7 +48,7 @@ def task() -> edgepeft.TaskData:
 
 @pytest.fixture(scope="module")
 def tokenizer(task):
-    from edgepeft_text import load_tokenizer
+    from edgepeft_text.tokenizer import load_tokenizer
 
     return load_tokenizer(Path(task.preprocessing["tokenizer_folder"]))
 
@@ -101,7 +101,7 @@ def test_each_perturbation_does_what_it_says(manager, task, tokenizer):
 
 
 def _with_unlabelled(task: edgepeft.TaskData) -> edgepeft.TaskData:
-    from edgepeft_text import encode
+    from edgepeft_text.tokenizer import encode
 
     return dataclasses.replace(task, unlabelled=encode(PLOT, Path(task.preprocessing["tokenizer_folder"]), 24))
 
@@ -176,7 +176,7 @@ def test_fit_trains_on_the_augmented_batches_the_same_way_every_run(manager, tas
         name = "recorder"
 
         def __init__(self) -> None:
-            super().__init__(edgepeft.data.NoOptions())
+            super().__init__(edgepeft.NoOptions())
             self.seen: list[tuple[int, float]] = []
 
         def loss_terms(self, terms, batch, logits):

@@ -8,6 +8,7 @@ import pytest
 import edgepeft
 from edgepeft.api.context import TrainContext
 from edgepeft.api.device import parity_thresholds
+from edgepeft.host.manager import default_manager
 from edgepeft.ship.export import calibration_inputs, export_checked, run_batched
 from edgepeft.train.loop import fit
 
@@ -25,7 +26,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def trained():
-    manager = edgepeft.plugins.default_manager()
+    manager = default_manager()
     data_cls, cnn = manager.datasets.get("digits"), manager.models.get("cnn")
     data = data_cls().load(data_cls.Options(), 0)
     import torch

@@ -14,6 +14,7 @@ import edgepeft
 from edgepeft.api.context import TrainContext
 from edgepeft.api.device import ParityThresholds, parity_thresholds
 from edgepeft.api.technique import count_parameters
+from edgepeft.host.manager import default_manager
 from edgepeft.ship.export import calibration_inputs, export_checked
 from edgepeft.train.loop import fit, score
 
@@ -22,7 +23,7 @@ _exports = itertools.count()
 
 @pytest.fixture(scope="module")
 def setup():
-    manager = edgepeft.plugins.default_manager()
+    manager = default_manager()
     data_cls, cnn = manager.datasets.get("digits"), manager.models.get("cnn")
     data = data_cls().load(data_cls.Options(), 0)
     options = cnn.Options(channels=[16, 32], hidden=64)

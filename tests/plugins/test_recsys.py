@@ -7,10 +7,11 @@ import itertools
 import edgepeft.plugins
 import numpy as np
 import pytest
-from edgepeft_recsys import collision_rate
+from edgepeft_recsys.plan import collision_rate
 
 import edgepeft
 from edgepeft import Field, Head, Signature
+from edgepeft.host.manager import default_manager
 
 torch = pytest.importorskip("torch")
 
@@ -38,7 +39,7 @@ def inputs(n: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def family():
-    return edgepeft.plugins.default_manager().models.get("recsys")
+    return default_manager().models.get("recsys")
 
 
 def build(family, signature: Signature = SIGNATURE, **options):
@@ -140,7 +141,7 @@ def student(family):
 
 @pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "int8")])
 def test_exports_match_pytorch(student, backend, precision, tmp_path):
-    manager = edgepeft.plugins.default_manager()
+    manager = default_manager()
     cls = manager.backends.get(backend)
     if cls.unavailable_reason():
         pytest.skip(cls.unavailable_reason())

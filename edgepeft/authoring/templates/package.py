@@ -43,10 +43,11 @@ An edgepeft $kind plugin: $summary.
 
 ## Install and check
 
-- `pip install -e .` registers the plugin `$name` through its entry point;
+- `pip install -e .` (in the environment where edgepeft is installed) registers the plugin `$name` through
+  its entry point; in a new environment add edgepeft's `-c constraints.txt`, or pip may pick a CUDA build of torch;
 - `edgepeft plugins` lists it, from the distribution `edgepeft-$name`;
 - `edgepeft plugins check $name` runs edgepeft's conformance checks on it (a device profile is validated;
-  anything else is exercised on a tiny real task: scikit-learn's digits);
+  anything else is exercised on a tiny real task built from an installed data set, and the check says which);
 - `pip install -e '.[test]'` adds pytest and what the tests need; `pytest` runs them (`tests/`).
 
 Switch the plugin off without uninstalling it: `EDGEPEFT_DISABLE_PLUGINS=$name edgepeft ...`.

@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 import edgepeft
+from edgepeft import count_parameters
 from edgepeft.api.context import TrainContext
 from edgepeft.api.device import parity_thresholds
 from edgepeft.artifacts.run_folder import load_model
@@ -22,7 +23,6 @@ from edgepeft.host.manager import default_manager
 from edgepeft.ship.export import export_checked
 from edgepeft.testing import check_plugin
 from edgepeft.train.loop import fit, score
-from edgepeft.train.trainer import count_parameters
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "digits-clustered.toml"
 CLUSTERED, SKIPPED = ["0.4", "1"], ["0.0", "3"]  # 4,608 and 8,192 weights; 144 and 640 (under min_weights)
