@@ -15,7 +15,8 @@ import pytest
 import tomli_w
 
 from edgepeft.errors import ConfigError
-from edgepeft.search.study import TrialResult, apply, best, describe, load_plan, pareto
+from edgepeft.search.space import apply, load_plan
+from edgepeft.search.trial import TrialResult, best, describe, pareto
 from edgepeft.testing import tiny_recipe
 
 SPACE = {
@@ -150,7 +151,7 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
 
 def test_a_trial_far_behind_a_no_larger_finished_trial_is_stopped_from_half_its_epochs():
     from edgepeft.api.context import StepState
-    from edgepeft.search.study import Hopeless, StopHopeless
+    from edgepeft.search.objective import Hopeless, StopHopeless
 
     guard = StopHopeless(least_mb=0.05, finished=[_trial(0, 0.95, 0.04, 1.0), _trial(1, 0.99, 0.5, 1.0)])
 
