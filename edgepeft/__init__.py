@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from edgepeft.api.backend import Artifact, Backend, ExportOptions, Runner, TensorSpec
+from edgepeft.api.activations import Activations, capture
+from edgepeft.api.backend import Artifact, Backend, BundleFacts, DeviceTiming, ExportOptions, Runner, TensorSpec
 from edgepeft.api.dataset import Dataset, NoOptions, Split, TaskData, stratified_split
 from edgepeft.api.model import ModelFamily, ModelSpec
 from edgepeft.api.tasks import Field, Head, Signature
@@ -67,16 +68,19 @@ hookimpl = pluggy.HookimplMarker("edgepeft")
 """Decorator for hook implementations: ``@edgepeft.hookimpl def edgepeft_register_techniques(register): ...``"""
 
 __all__ = [
+    "Activations",
     "Artifact",
     "ArtifactError",
     "Backend",
     "BackendUnavailableError",
     "Batch",
+    "BundleFacts",
     "Compressed",
     "ConfigError",
     "DataError",
     "Dataset",
     "DeviceProfile",
+    "DeviceTiming",
     "EdgepeftError",
     "ExportError",
     "ExportOptions",
@@ -101,6 +105,7 @@ __all__ = [
     "TrainingError",
     "UnknownNameError",
     "__version__",
+    "capture",
     "count_parameters",
     "hookimpl",
     "predict",

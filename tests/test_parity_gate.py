@@ -8,13 +8,10 @@ import pytest
 
 import edgepeft
 from edgepeft.api.device import ParityThresholds, load_profile, parity_thresholds
-from edgepeft.artifacts.recipe import resolve
 from edgepeft.artifacts.run_folder import open_run
 from edgepeft.host.manager import default_manager
 from edgepeft.ship.deploy import deploy, prepare
 from edgepeft.ship.parity import compare, find_culprit
-from edgepeft.testing import tiny_recipe
-from edgepeft.train.trainer import Trainer
 
 
 def test_compare_reports_agreement_differences_and_accuracy():
@@ -53,13 +50,8 @@ def test_find_culprit_names_the_first_jump_and_tolerates_layouts():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    manager = default_manager()
-    recipe = tiny_recipe(name="gate")
-    recipe["student"]["epochs"] = 6
-    folder = tmp_path_factory.mktemp("gate")
-    Trainer(resolve(recipe, None, "gate", manager), manager, folder / "runs").run()
-    return open_run(folder / "runs" / "gate", manager)
+def run(digits_run):
+    return open_run(digits_run, default_manager())
 
 
 def _corrupt(array: np.ndarray) -> np.ndarray:

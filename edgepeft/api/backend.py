@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from edgepeft.api.tasks import Head
 from edgepeft.host.requirements import NeedsPackages
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class Runner(Protocol):
 class ExportOptions:
     """How to export and run.
 
-    ``batch_size`` is the batch a fixed-shape runtime (TFLite) is built for; its runner still takes any
+    ``batch_size`` is the batch a fixed-shape runtime is built for; its runner still takes any
     batch. ``calibration`` holds training-split inputs for static quantization (never test inputs).
     """
 
@@ -69,7 +70,7 @@ class Artifact:
 
     @property
     def fixed_batch(self) -> int | None:
-        """The batch the file is built for (a fixed-shape runtime such as TFLite); None when its batch
+        """The batch the file is built for (by a fixed-shape runtime); None when its batch
         dimension is dynamic or it declares no inputs."""
         batch = self.inputs[0].shape[0] if self.inputs else None
         return batch if isinstance(batch, int) else None
@@ -106,14 +107,75 @@ class Artifact:
         )
 
 
+@dataclass(frozen=True)
+class BundleFacts:
+    """What a deployed bundle tells an app developer, for :meth:`Backend.app_snippet`: the model file, its
+    inputs and outputs (with their int8 quantization), how raw inputs become the model's input
+    (``preprocessing``, as the data set describes it: ``scale``/``offset`` for images, ``fields`` for
+    categorical rows, ``tokenizer_folder`` for text), the task's heads and class names, and the threads of
+    the device profile's runtime."""
+
+    model_file: str
+    backend: str
+    precision: str
+    threads: int
+    input_layout: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    preprocessing: dict[str, Any]
+    heads: tuple[Head, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    @property
+    def classifier(self) -> bool:
+        """Whether the model has a single classification head (or declares none): class = argmax."""
+        return len(self.heads) <= 1 and all(h.kind == "classification" for h in self.heads)
+
+
+@dataclass(frozen=True)
+class DeviceTiming:
+    """What a runtime's own benchmark tool measured on a device (see :meth:`Backend.device_timing`)."""
+
+    tool: str
+    """The tool's name as reports show it, e.g. ``"MyRuntime bench"``."""
+    iterations: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
 class Backend(NeedsPackages, ABC):
-    """Base class for backend plugins: set ``name`` and ``requires``, implement export and load."""
+    """Base class for backend plugins: set ``name`` and ``requires``, implement export and load.
+
+    What edgepeft does with a backend beyond exporting and running it comes from what the class declares:
+
+    - ``precisions``: the precisions it exports (``fp32``, ``fp16``, ``int8``, ``int8-dynamic``); the first
+      is its default.
+    - ``layouts``: the input layouts it can build (``NCHW``, ``NHWC``); a device profile asking for another
+      one cannot use it.
+    - ``teacher_precisions``: precisions at which ``edgepeft bench`` also measures the teacher through this
+      backend, exported plainly and ungated (e.g. fp32).
+    - ``baseline_precisions``: the runtime's one-line post-training conversion of the teacher (e.g. dynamic
+      int8) that ``edgepeft bench`` measures as a baseline row: what a user gets without edgepeft.
+    - ``bench_rank``: the order of those rows (higher first, then by name); the first teacher row is the
+      reference of every ratio, the first baseline row the baseline.
+    - :meth:`app_snippet`: the README section that loads the bundle's model with this runtime; without one,
+      edgepeft writes a generic section that names no runtime's API.
+    - :meth:`device_benchmark` and :meth:`device_timing`: how ``edgepeft deploy --push`` times the file on
+      an attached Android device with the runtime's own benchmark tool; without them the device latency
+      stays estimated from this host.
+    - :meth:`intermediates` and :meth:`unsupported_ops`: layer outputs to find where an export diverges,
+      and the operators it cannot convert (``edgepeft check``).
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     layouts: ClassVar[tuple[str, ...]] = ("NCHW",)
-    """Input layouts the backend can build; a profile asking for another one cannot use it."""
+    teacher_precisions: ClassVar[tuple[str, ...]] = ()
+    baseline_precisions: ClassVar[tuple[str, ...]] = ()
+    bench_rank: ClassVar[int] = 0
 
     @abstractmethod
     def export(self, model: torch.nn.Module, example: np.ndarray, directory: Path, options: ExportOptions) -> Artifact:
@@ -133,4 +195,20 @@ class Backend(NeedsPackages, ABC):
     def unsupported_ops(self, program: torch.export.ExportedProgram) -> list[str] | None:
         """The operators of ``program`` (a ``torch.export`` program) this backend cannot convert or run,
         by name; None means the backend cannot tell before converting."""
+        return None
+
+    def app_snippet(self, facts: BundleFacts) -> str | None:
+        """A Markdown section for the bundle's README (a ``## Load it ...`` heading and a code block) that
+        loads ``facts.model_file`` with this runtime, feeds it a preprocessed input and reads the output.
+        The default, None, lets edgepeft write a generic section."""
+        return None
+
+    def device_benchmark(self, remote_model: str, threads: int, runs: int) -> list[str] | None:
+        """The command (the tool's path on the device first) that times ``remote_model`` on an attached
+        Android device over ``runs`` runs; ``edgepeft deploy --push`` runs it when the tool is there (the
+        user pushes it once). The default, None: the backend has no such tool."""
+        return None
+
+    def device_timing(self, output: str) -> DeviceTiming | None:
+        """The timings in what the :meth:`device_benchmark` command printed; None when it printed none."""
         return None

@@ -28,8 +28,9 @@ class ModelFamily(ABC):
     Options: ClassVar[type[BaseModel]] = NoOptions
     example_options: ClassVar[dict[str, Any]] = {}
     """Options for ``edgepeft plugins check`` (which builds the family for ``example_data``)."""
-    example_data: ClassVar[str] = "digits"
-    """The data set ``edgepeft plugins check`` builds and trains the family on."""
+    example_data: ClassVar[str | None] = None
+    """The data set ``edgepeft plugins check`` builds and trains the family on; ``None``: the data set of the
+    default example task (the first installed model family's that names one)."""
 
     @abstractmethod
     def build(self, options: BaseModel, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:

@@ -60,12 +60,13 @@ class Technique(NeedsPackages):
     Options: ClassVar[type[BaseModel]] = NoOptions
     example_options: ClassVar[dict[str, Any]] = {}
     """Options for ``edgepeft plugins check`` when the defaults alone are not valid (e.g. a required goal)."""
-    example_data: ClassVar[str] = "digits"
+    example_data: ClassVar[str | None] = None
+    """The data set ``edgepeft plugins check`` exercises the technique on (with a model family made for it);
+    ``None``: the default example task, chosen among the installed plugins."""
     for_teacher: ClassVar[bool] = False
     """Whether recipes may list it under ``[[teacher.techniques]]`` (it implements :meth:`adapt`)."""
     for_student: ClassVar[bool] = True
     """Whether recipes may list it under ``[[techniques]]`` (the student's)."""
-    """The data set ``edgepeft plugins check`` exercises the technique on (with a model family made for it)."""
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options

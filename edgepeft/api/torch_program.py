@@ -11,7 +11,7 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from edgepeft.api.backend import Artifact, Backend, ExportOptions, TensorSpec
+from edgepeft.api.backend import Artifact, Backend, BundleFacts, ExportOptions, TensorSpec
 from edgepeft.errors import ExportError
 
 if TYPE_CHECKING:
@@ -79,6 +79,20 @@ class TorchProgramBackend(Backend):
     def unsupported_ops(self, program: torch.export.ExportedProgram) -> list[str] | None:
         """PyTorch runs every operator a torch.export program holds."""
         return []
+
+    def app_snippet(self, facts: BundleFacts) -> str | None:
+        """Loading the program with PyTorch in Python."""
+        return "\n".join(
+            [
+                "## Load it (Python, PyTorch)",
+                "```python",
+                "import torch",
+                f"module = torch.export.load('{facts.model_file}').module()"
+                "  # only a file `edgepeft verify` vouched for",
+                "scores = module(torch.from_numpy(x))  # x: preprocessed float32 batch",
+                "```",
+            ]
+        )
 
 
 def refuse_pickles(path: Path) -> None:

@@ -1,7 +1,8 @@
 """Conformance checks for plugins (``edgepeft plugins check NAME``), and the round trips they are built on.
 
-Each thing a plugin registers is exercised on a tiny real task (scikit-learn's digits, a small CNN):
-a technique must still train a step, compress if it does, rebuild from its record, export and pass the
+Each thing a plugin registers is exercised on a small real task chosen among the installed plugins (a data
+set, a model family made for it, and a backend that exports it), which the check's output names: a
+technique must still train a step, compress if it does, rebuild from its record, export and pass the
 parity gate; a backend must round-trip a trained model through the parity gate and give latency
 figures; a model family must build, train a step and export; a data set must load splits of consistent
 shapes; a device profile must validate. Plugin authors use the same functions in their tests through
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import math
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,11 +24,12 @@ from pydantic import ValidationError
 
 from edgepeft.api.backend import Artifact, Backend, ExportOptions
 from edgepeft.api.context import TrainContext
-from edgepeft.api.dataset import Dataset, Split, TaskData
+from edgepeft.api.dataset import Dataset, TaskData
 from edgepeft.api.device import ParityThresholds, load_profile, parity_thresholds
 from edgepeft.api.model import ModelFamily
 from edgepeft.api.tasks import format_metric
 from edgepeft.api.technique import Technique
+from edgepeft.authoring.example_task import ExampleTask, example_data, example_task, export_backend, options_for
 from edgepeft.errors import EdgepeftError, PluginError
 from edgepeft.ship.export import calibration_inputs, export_checked
 from edgepeft.ship.parity import ParityReport
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 
     from edgepeft.host.manager import PluginManager
 
-TINY_CHANNELS = (8, 16)
-TINY_HIDDEN = 16
 # A 2,500-parameter model trained for seconds has small logit margins: quantized exports are held to
 # "works", not to the production int8 gate (99% agreement), which is for real students.
 TINY_QUANTIZED_PARITY = ParityThresholds(min_top1_agreement=0.95, max_metric_drop=0.05)
@@ -57,68 +56,8 @@ class RoundTrip:
     parameters_after: int
     latency: Latency | None = None
     report: dict[str, Any] = field(default_factory=dict)
-
-
-def tiny_data(manager: PluginManager, seed: int = 0) -> TaskData:
-    """scikit-learn's digits (1,797 8x8 images), split with ``seed``."""
-    cls = manager.datasets.get("digits")
-    return cls().load(cls.Options(), seed)
-
-
-def tiny_model(manager: PluginManager, data: TaskData, *, trained: bool = True, seed: int = 0) -> torch.nn.Module:
-    """A small CNN for ``data`` (about 2,500 parameters), trained for a few epochs unless ``trained=False``."""
-    import torch
-
-    cnn = manager.models.get("cnn")
-    torch.manual_seed(seed)
-    model = cnn().build(
-        cnn.Options(channels=list(TINY_CHANNELS), hidden=TINY_HIDDEN), data.input_shape, data.num_classes
-    )
-    if trained:
-        fit(model, TrainContext(data=data, teacher=None, batch_size=64, seed=seed), phase="student", epochs=4, lr=0.01)
-    return model
-
-
-EXAMPLE_ROWS = 1024
-"""Rows per split a check trains and exports with on a data set other than digits."""
-
-
-def example_task(manager: PluginManager, dataset: str) -> tuple[TaskData, Callable[[bool], torch.nn.Module]]:
-    """The data set a check runs on and a builder of a small model for it (trained a few epochs, or not):
-    digits with the tiny CNN, or another data set with the first model family made for it."""
-    import torch
-
-    if dataset == "digits":
-        data = tiny_data(manager)
-        return data, lambda trained: tiny_model(manager, data, trained=trained)
-    cls = manager.datasets.get(dataset)
-    data = cls().load(options_for(cls), 0)
-    small = {s: getattr(data, s) for s in ("train", "validation", "test")}
-    small = {s: Split(split.x[:EXAMPLE_ROWS], split.y[:EXAMPLE_ROWS]) for s, split in small.items()}
-    data = dataclasses.replace(data, **small)  # a check, not a benchmark: minutes at most for a large model
-    families = [entry.value for entry in manager.models if entry.value.example_data == dataset]
-    if not families:
-        raise PluginError(f"no registered model family is made for data set {dataset!r} (example_data)")
-
-    def build(trained: bool) -> torch.nn.Module:
-        torch.manual_seed(0)
-        model = families[0]().build_for(options_for(families[0]), data.signature)
-        if trained:
-            fit(
-                model,
-                TrainContext(data=data, teacher=None, batch_size=256, seed=0),
-                phase="student",
-                epochs=1,
-                lr=0.005,
-            )
-        return model
-
-    return data, build
-
-
-def options_for(cls: type[Technique] | type[Dataset] | type[ModelFamily]) -> Any:
-    """The options a check uses: the class's ``example_options`` when it sets them, else its defaults."""
-    return cls.Options(**getattr(cls, "example_options", {}))
+    task: str = ""
+    """The data set and model family it ran on, e.g. ``"images with convnet"``."""
 
 
 def export_round_trip(
@@ -145,16 +84,18 @@ def export_round_trip(
 
 
 def technique_round_trip(
-    technique: Technique, manager: PluginManager, directory: Path, *, backend: str = "onnx"
+    technique: Technique, manager: PluginManager, directory: Path, *, backend: str | None = None
 ) -> RoundTrip:
-    """Apply ``technique`` as a recipe would to a tiny trained student (the same model is its teacher):
-    set up, train an epoch with its loss terms, compress (with its own fine-tuning), rebuild the result
-    from its record, then export through the parity gate."""
+    """Apply ``technique`` as a recipe would to a tiny trained student (the same model is its teacher) on its
+    ``example_data``: set up, train an epoch with its loss terms, compress (with its own fine-tuning), rebuild
+    the result from its record, then export through the parity gate with ``backend`` (by default
+    :func:`export_backend`)."""
     import torch
 
     from edgepeft.api.technique import count_parameters
 
-    data, build = example_task(manager, type(technique).example_data)
+    task = example_task(manager, type(technique).example_data)
+    data, build = task.data, task.build
     trained = build(True)
     ctx = TrainContext(data=data, teacher=copy.deepcopy(trained), batch_size=64, seed=0)
     before = count_parameters(trained)
@@ -179,14 +120,17 @@ def technique_round_trip(
         x = torch.from_numpy(data.test.x[:16])
         if not torch.allclose(rebuilt.eval()(x), model.eval()(x), atol=1e-5):
             raise PluginError(f"technique {technique.name!r}: the model rebuilt from its record gives other outputs")
-    parity, artifact, _ = export_round_trip(model, manager.backends.get(backend)(), data, directory)
-    return RoundTrip(parity, artifact, before, count_parameters(model), report=compressed.report if compressed else {})
+    exporter = manager.backends.get(backend) if backend else export_backend(manager)
+    parity, artifact, _ = export_round_trip(model, exporter(), data, directory)
+    report = compressed.report if compressed else {}
+    return RoundTrip(parity, artifact, before, count_parameters(model), report=report, task=task.name)
 
 
 def backend_round_trip(
     backend: Backend, manager: PluginManager, directory: Path, *, precision: str = "fp32"
 ) -> RoundTrip:
-    """Export a tiny trained CNN with ``backend`` at ``precision`` through the parity gate and time it."""
+    """Export a small model of the default :func:`example_task`, trained briefly, with ``backend`` at
+    ``precision`` through the parity gate and time it."""
     (trip,) = backend_round_trips(backend, manager, directory, (precision,))
     return trip
 
@@ -194,11 +138,11 @@ def backend_round_trip(
 def backend_round_trips(
     backend: Backend, manager: PluginManager, directory: Path, precisions: Sequence[str]
 ) -> list[RoundTrip]:
-    """:func:`backend_round_trip` at each of ``precisions``, all from one trained tiny CNN."""
+    """:func:`backend_round_trip` at each of ``precisions``, all from one trained model."""
     from edgepeft.api.technique import count_parameters
 
-    data = tiny_data(manager)
-    model = tiny_model(manager, data)
+    task = example_task(manager)
+    data, model = task.data, task.build()
     parameters = count_parameters(model)
     trips = []
     for precision in precisions:
@@ -208,37 +152,34 @@ def backend_round_trips(
         assert latency is not None
         if not all(math.isfinite(v) and v > 0 for v in (latency.p50_ms, latency.p95_ms, latency.p99_ms)):
             raise PluginError(f"backend {backend.name!r} gave latency figures that are not positive: {latency}")
-        trips.append(RoundTrip(parity, artifact, parameters, parameters, latency=latency))
+        trips.append(RoundTrip(parity, artifact, parameters, parameters, latency=latency, task=task.name))
     return trips
 
 
 def _every_precision(backend: type[Backend], manager: PluginManager, directory: Path) -> str:
-    """Round trips at each precision the backend declares; the description of each."""
+    """Round trips at each precision the backend declares; the task they ran on and the figures of each."""
+    trips = backend_round_trips(backend(), manager, directory, backend.precisions)
     figures = []
-    for trip in backend_round_trips(backend(), manager, directory, backend.precisions):
+    for trip in trips:
         assert trip.latency is not None
         figures.append(
             f"{trip.parity.precision}: agreement {trip.parity.top1_agreement:.2%}, "
             f"accuracy {trip.parity.score:.2%}, p50/p95 {trip.latency.p50_ms:.3f}/{trip.latency.p95_ms:.3f} ms"
         )
-    return "; ".join(figures) + " (batch 1)"
+    return f"on {trips[0].task}: " + "; ".join(figures) + " (batch 1)"
 
 
 def model_round_trip(family: type[ModelFamily], manager: PluginManager, directory: Path) -> RoundTrip:
-    """Build the family for its ``example_data`` (digits unless it says otherwise), train it an epoch, and
-    export it with ONNX through the parity gate."""
-    import torch
-
+    """Build the family for its ``example_data``, train it briefly, and export it through the parity gate
+    with :func:`export_backend`."""
     from edgepeft.api.technique import count_parameters
 
-    dataset = manager.datasets.get(family.example_data)
-    data = dataset().load(options_for(dataset), 0)
-    torch.manual_seed(0)
-    model = family().build_for(options_for(family), data.signature)
-    fit(model, TrainContext(data=data, teacher=None, batch_size=64, seed=0), phase="student", epochs=1, lr=0.005)
-    parity, artifact, _ = export_round_trip(model, manager.backends.get("onnx")(), data, directory)
+    data = example_data(manager, family.example_data) if family.example_data else example_task(manager).data
+    task = ExampleTask(data, family)
+    model = task.build()
+    parity, artifact, _ = export_round_trip(model, export_backend(manager)(), task.data, directory)
     parameters = count_parameters(model)
-    return RoundTrip(parity, artifact, parameters, parameters)
+    return RoundTrip(parity, artifact, parameters, parameters, task=task.name)
 
 
 def check_dataset(cls: type[Dataset]) -> TaskData:
@@ -347,6 +288,7 @@ def _describe_profile(name: str, manager: PluginManager) -> str:
 
 def _describe(trip: RoundTrip) -> str:
     figures = [
+        f"on {trip.task}, exported with {trip.artifact.backend}",
         f"parameters {trip.parameters_before:,} -> {trip.parameters_after:,}",
         f"{trip.artifact.backend} {trip.parity.precision}: agreement {trip.parity.top1_agreement:.2%}, "
         + ", ".join(f"{m} {format_metric(m, trip.parity.metrics[m])}" for m in trip.parity.primary),

@@ -1,8 +1,9 @@
 """A run's teacher, the baselines users would pick without edgepeft, and its student on every backend and
 precision, measured side by side on this machine in one process, on the held-out test split.
 
-The baselines are what a user gets from the teacher in one line: onnxruntime dynamic int8
-(``quantize_dynamic``, the default of Optimum and Olive) and TFLite post-training int8. Student exports
+The teacher rows and the baselines come from what each backend declares: the teacher exported plainly
+(``Backend.teacher_precisions``) and what a user gets from the teacher in one line, the runtime's own
+post-training conversion (``Backend.baseline_precisions``), ordered by ``Backend.bench_rank``. Student exports
 pass the parity gate before they are timed (one the gate refuses is kept as refused); the teacher and
 the baselines are measured as they come, like a user without edgepeft gets them, and marked where they
 miss the gate.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgepeft.api.backend import ExportOptions
+from edgepeft.api.backend import Backend, ExportOptions
 from edgepeft.api.device import DeviceProfile, ParityThresholds, parity_thresholds
 from edgepeft.api.tasks import primary_metrics
 from edgepeft.api.technique import count_parameters
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
     from edgepeft.host.manager import PluginManager
 
 THROUGHPUT_BATCH = 256
-BASELINES = (("onnx", "int8-dynamic"), ("tflite", "int8"))
-"""The teacher through each runtime's one-line int8 path; the first one is the baseline ratios refer to."""
-TEACHER_REFERENCES = (("cpu", "fp32"), ("onnx", "fp32"))
-"""The teacher as trained (PyTorch fp32, the reference of every ratio) and as a plain ONNX export."""
 UNGATED = ParityThresholds()
 """No threshold: what a user gets from a one-line conversion, whatever its agreement."""
 
@@ -68,7 +65,7 @@ class Measurement:
     """Per example, one forward pass."""
     size_bytes: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
-    """Every metric of the task on the test split (:func:`edgepeft.tasks.evaluate`)."""
+    """Every metric of the task on the test split (:func:`edgepeft.api.tasks.evaluate`)."""
     score: float | None = None
     """The task's score (a classifier's accuracy)."""
     agreement: float | None = None
@@ -117,12 +114,15 @@ class BenchResult:
     def batches(self) -> tuple[int, ...]:
         return tuple(sorted({1, self.profile_batch, self.throughput_batch}))
 
+    def first(self, role: str) -> Measurement | None:
+        """The first row of ``role`` (``teacher`` or ``baseline``), measured or not."""
+        return next((r for r in self.rows if r.candidate.role == role), None)
+
     def reference(self, role: str) -> Measurement | None:
-        """The row every ratio refers to: the teacher in PyTorch fp32, or the onnxruntime int8 baseline
-        (None when it could not be measured here)."""
-        backend, precision = TEACHER_REFERENCES[0] if role == "teacher" else BASELINES[0]
-        wanted = Candidate("teacher", backend, precision, role)
-        return next((r for r in self.rows if r.candidate == wanted and not r.refused), None)
+        """The row ratios refer to: the first teacher row (the teacher as trained) or the first baseline row,
+        in the order of :func:`candidates`; None when it could not be measured here."""
+        row = self.first(role)
+        return row if row is not None and not row.refused else None
 
     def reference_labels(self) -> dict[str, str | None]:
         """The label of each reference row, None where it could not be measured."""
@@ -145,27 +145,29 @@ class BenchResult:
 
 
 def candidates(manager: PluginManager) -> tuple[list[Candidate], list[str]]:
-    """The teacher references, the baselines and the student on every usable backend and precision,
-    and a line for each one that cannot run here."""
+    """The teacher rows and the baselines the backends declare (highest ``bench_rank`` first), then the
+    student on every backend and precision, and a line for each one that cannot run here."""
     out, skipped = [], []
 
-    def add(model: str, backend: str, precision: str, role: str) -> None:
-        cls = manager.backends.get(backend) if backend in manager.backends else None
-        reason = "not installed" if cls is None else cls.unavailable_reason()
-        if reason is None and precision not in cls.precisions:
+    def add(model: str, backend: type[Backend], precision: str, role: str) -> None:
+        reason = backend.unavailable_reason()
+        if reason is None and precision not in backend.precisions:
             reason = f"does not export {precision}"
         if reason:
-            skipped.append(f"{model} {backend} {precision}: {reason}")
+            skipped.append(f"{model} {backend.name} {precision}: {reason}")
         else:
-            out.append(Candidate(model, backend, precision, role))
+            out.append(Candidate(model, backend.name, precision, role))
 
-    for backend, precision in TEACHER_REFERENCES:
-        add("teacher", backend, precision, "teacher")
-    for backend, precision in BASELINES:
-        add("teacher", backend, precision, "baseline")
+    ranked = sorted((entry.value for entry in manager.backends), key=lambda cls: (-cls.bench_rank, cls.name))
+    for cls in ranked:
+        for precision in cls.teacher_precisions:
+            add("teacher", cls, precision, "teacher")
+    for cls in ranked:
+        for precision in cls.baseline_precisions:
+            add("teacher", cls, precision, "baseline")
     for entry in manager.backends:
         for precision in entry.value.precisions:
-            add("student", entry.name, precision, "student")
+            add("student", entry.value, precision, "student")
     return out, skipped
 
 
@@ -255,7 +257,7 @@ class Bench:
     def _peak_memory(self, candidate: Candidate, exports: dict[int, CheckedExport]) -> float:
         batch = self.profile.budgets.batch_size
         report = measure_peak_memory(
-            candidate.backend,
+            self.manager.backends.get(candidate.backend),
             exports[batch].artifact,
             self.options(candidate, batch),
             sample_batch(self.data.test.x, batch),

@@ -1,4 +1,4 @@
-"""Tables, ratios and Pareto plots of a :class:`~edgepeft.benchmark.BenchResult`, and writing them out."""
+"""Tables, ratios and Pareto plots of a :class:`~edgepeft.benchmark.bench.BenchResult`, and writing them out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgepeft.api.tasks import format_metric
-from edgepeft.benchmark.bench import BASELINES, BenchResult, Measurement
+from edgepeft.benchmark.bench import BenchResult, Measurement
 from edgepeft.util import atomic
 
 
@@ -41,8 +41,9 @@ def compare(row: Measurement, ref: Measurement, result: BenchResult) -> Comparis
 
 @dataclass(frozen=True)
 class Ratios:
-    """One row against the teacher (PyTorch fp32), the baseline (the teacher through onnxruntime dynamic
-    int8), and the teacher's one-line int8 export on the row's own runtime, where there is one."""
+    """One row against the teacher (as trained), the baseline (the first baseline row: the teacher through a
+    runtime's one-line int8 conversion), and the teacher's one-line export on the row's own runtime, where
+    there is one."""
 
     label: str
     teacher: Comparison
@@ -177,7 +178,12 @@ def describe(result: BenchResult) -> str:
     """One paragraph: what was measured, where, and what the ratios refer to."""
     peak = result.peak
     references = result.reference_labels()
-    baseline = references["baseline"] or f"not measured ({' '.join(BASELINES[0])} is unavailable)"
+    first = result.first("baseline")
+    baseline = references["baseline"] or (
+        f"not measured ({first.candidate.backend} {first.candidate.precision} is unavailable)"
+        if first
+        else "not measured (no backend here declares one)"
+    )
     return (
         f"{result.run} for device profile {result.device}: {result.examples:,} held-out test examples, "
         f"{result.threads} threads, latency at batch 1"

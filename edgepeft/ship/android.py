@@ -1,8 +1,8 @@
-"""Push a bundle to an Android device over adb and time the model there with LiteRT's benchmark tool."""
+"""Push a bundle to an Android device over adb and time the model there with the runtime's own benchmark tool,
+when its backend declares one (:meth:`Backend.device_benchmark`)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -12,34 +12,16 @@ from typing import TYPE_CHECKING
 from edgepeft.errors import EdgepeftError
 
 if TYPE_CHECKING:
-    from edgepeft.ship.profile import DeviceLatency, Latency
+    from edgepeft.api.backend import Backend
+    from edgepeft.ship.profile import DeviceLatency
 
 REMOTE_ROOT = "/data/local/tmp/edgepeft"
-BENCHMARK_TOOL = "/data/local/tmp/benchmark_model"
-"""Where LiteRT's `benchmark_model` binary is expected on the device (adb push it there once)."""
 
 
 class AndroidDeviceError(EdgepeftError):
     """adb is missing, no device is attached, or a command on the device failed."""
 
     exit_code = 11
-
-
-def _parse_benchmark(output: str, batch_size: int) -> Latency | None:
-    """The steady-state timings from `benchmark_model` output (microseconds), e.g.
-    ``Timings (microseconds): count=50 first=1180 curr=598 min=510 max=798 avg=600.3 std=45 p5=520 median=590
-    p95=700``; older tools print no percentiles, then p95 falls back to max (conservative)."""
-    from edgepeft.ship.profile import Latency
-
-    lines = [line for line in output.splitlines() if "count=" in line and "avg=" in line]
-    if not lines:
-        return None
-    fields = dict(re.findall(r"(\w+)=([-+\d.eE]+)", lines[-1]))  # values may be like 1.23457e+06
-    ms = {k: float(v) / 1e3 for k, v in fields.items() if k != "count"}
-    p50 = ms.get("median", ms["avg"])
-    p95 = ms.get("p95", ms.get("max", ms["avg"]))
-    p99 = ms.get("p99", ms.get("max", p95))
-    return Latency(batch_size, int(float(fields["count"])), p50, p95, p99, ms["avg"])
 
 
 @dataclass
@@ -93,34 +75,30 @@ class AdbDevice:
         """Swap a fully pushed staging folder into place, so the device never holds half a bundle."""
         self._adb("shell", "rm", "-rf", final, "&&", "mv", staged, final, what=f"move {staged} to {final}")
 
-    def has_benchmark_tool(self) -> bool:
+    def has_file(self, remote: str) -> bool:
         try:
             done = subprocess.run(
-                [self.adb, "-s", self.serial, "shell", "ls", BENCHMARK_TOOL], capture_output=True, text=True, timeout=60
+                [self.adb, "-s", self.serial, "shell", "ls", remote], capture_output=True, text=True, timeout=60
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AndroidDeviceError(f"adb could not look for {BENCHMARK_TOOL}: {exc}") from None
+            raise AndroidDeviceError(f"adb could not look for {remote}: {exc}") from None
         return done.returncode == 0
 
-    def benchmark(self, remote_model: str, threads: int, batch_size: int, runs: int = 100) -> DeviceLatency | None:
-        """The model's latency on the device, or None when LiteRT's benchmark tool is not there."""
-        from edgepeft.ship.profile import DeviceLatency
+    def benchmark(
+        self, backend: Backend, remote_model: str, threads: int, batch_size: int, runs: int = 100
+    ) -> DeviceLatency | None:
+        """The model's latency on the device, timed by the backend's benchmark tool; None when the backend
+        declares none or the tool is not on the device."""
+        from edgepeft.ship.profile import DeviceLatency, Latency
 
-        if not self.has_benchmark_tool():
+        command = backend.device_benchmark(remote_model, threads, runs)
+        if not command or not self.has_file(command[0]):
             return None
-        output = self._adb(
-            "shell",
-            BENCHMARK_TOOL,
-            f"--graph={remote_model}",
-            f"--num_threads={threads}",
-            f"--num_runs={runs}",
-            what="run benchmark_model",
-        )
-        latency = _parse_benchmark(output, batch_size)
-        if latency is None:
-            raise AndroidDeviceError("benchmark_model printed no timings", where=self.serial)
+        tool = command[0].rsplit("/", 1)[-1]
+        timing = backend.device_timing(self._adb("shell", *command, what=f"run {tool}"))
+        if timing is None:
+            raise AndroidDeviceError(f"{tool} printed no timings", where=self.serial)
+        latency = Latency(batch_size, timing.iterations, timing.p50_ms, timing.p95_ms, timing.p99_ms, timing.mean_ms)
         return DeviceLatency(
-            latency,
-            True,
-            f"LiteRT benchmark_model on {self.serial}, {latency.iterations} timed runs, {threads} threads",
+            latency, True, f"{timing.tool} on {self.serial}, {latency.iterations} timed runs, {threads} threads"
         )

@@ -17,10 +17,12 @@ from edgepeft.artifacts import bundle
 from edgepeft.artifacts.run_folder import WEIGHTS, Run
 from edgepeft.errors import ArtifactError
 from edgepeft.host.manager import PluginManager
-from edgepeft.ship import bundle_docs
 from edgepeft.ship.android import REMOTE_ROOT, AdbDevice
+from edgepeft.ship.app_readme import app_readme
 from edgepeft.ship.export import CheckedExport, calibration_inputs, choose_backend, export_checked, export_options
 from edgepeft.ship.profile import DeviceLatency, ProfileReport, profile_export
+from edgepeft.ship.report_html import report_html
+from edgepeft.ship.samples import SAMPLES, samples_json
 from edgepeft.util import atomic
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ class Prepared:
         """Time, size and judge ``checked`` against the profile's budgets."""
         return profile_export(
             checked,
+            self.backend,
             self.options,
             self.profile,
             self.data.test.x,
@@ -121,9 +124,9 @@ def deploy(
     """Export, gate on parity, measure, and write ``out_dir/<run>-<device>/`` and its ``.zip``; a text model's
     tokenizer files go into the bundle's ``tokenizer/``.
 
-    With ``push``, the bundle goes to the Android device and LiteRT's benchmark tool (when present there)
-    times the model, which replaces the estimated device latency. Nothing is written unless parity passes,
-    and the folder appears whole or not at all.
+    With ``push``, the bundle goes to the Android device and the backend's benchmark tool (when it declares
+    one and the tool is on the device) times the model, which replaces the estimated device latency. Nothing
+    is written unless parity passes, and the folder appears whole or not at all.
     """
     run, profile, data, options = prepared.run, prepared.profile, prepared.data, prepared.options
     target = Path(out_dir) / f"{run.name}-{profile.name}"
@@ -133,22 +136,20 @@ def deploy(
         checked = prepared.export(tmp)
         measured = None
         if push is not None:
-            push.push(checked.artifact.path, f"{remote}/{checked.artifact.path.name}")
-            if checked.artifact.backend == "tflite":
-                measured = push.benchmark(
-                    f"{remote}/{checked.artifact.path.name}", profile.runtime.threads, options.batch_size
-                )
+            remote_model = f"{remote}/{checked.artifact.path.name}"
+            push.push(checked.artifact.path, remote_model)
+            measured = push.benchmark(prepared.backend(), remote_model, profile.runtime.threads, options.batch_size)
         report = prepared.measure(checked, device_latency=measured, timing_seconds=timing_seconds, progress=progress)
         manifest = _manifest(prepared, checked.artifact.as_dict(), report, target.name, preprocessing)
         if data.is_classifier:
             atomic.write_text(tmp / "labels.txt", "\n".join(data.labels) + "\n")
-        samples = data.test.x[: bundle_docs.SAMPLES]
+        samples = data.test.x[:SAMPLES]
         atomic.write_text(
             tmp / "samples.json",
-            bundle_docs.samples_json(samples, data.test.y, checked.runner(samples), data.heads, "NCHW"),
+            samples_json(samples, data.test.y, checked.runner(samples), data.heads, "NCHW"),
         )
-        atomic.write_text(tmp / "README.md", bundle_docs.app_readme(manifest))
-        atomic.write_text(tmp / "report.html", bundle_docs.report_html(manifest, report, run.metrics))
+        atomic.write_text(tmp / "README.md", app_readme(manifest, prepared.backend()))
+        atomic.write_text(tmp / "report.html", report_html(manifest, report, run.metrics))
         bundle.finish(tmp, manifest)
         if push is not None:
             problems = bundle.verify(tmp, prepared.manager).problems  # only a bundle that verifies goes to a device
@@ -186,7 +187,7 @@ def _manifest(
         "preprocessing": preprocessing,
         "labels": data.labels,
         "heads": [h.to_dict() for h in data.heads],
-        "samples": {"file": "samples.json", "layout": "NCHW", "count": min(bundle_docs.SAMPLES, len(data.test))},
+        "samples": {"file": "samples.json", "layout": "NCHW", "count": min(SAMPLES, len(data.test))},
         "metrics": report.as_dict(),
         "budgets": [b.as_dict() for b in report.budgets],
         "device": {"name": profile.name, "sha256": profile.sha256(), "profile": profile.model_dump(mode="json")},

@@ -51,10 +51,12 @@ def usable_backend(manager: PluginManager, name: str, precision: str, layout: st
     if precision not in cls.precisions:
         raise _unsupported_precision(cls, precision)
     if layout not in cls.layouts:
+        builders = [e.name for e in manager.backends if layout in e.value.layouts]
         raise ConfigError(
             f"backend {name!r} builds {', '.join(cls.layouts)} inputs, not {layout}",
             where="--layout",
-            fix=f"Use --layout {cls.layouts[0]}, or a backend that builds {layout} (e.g. tflite)",
+            fix=f"Use --layout {cls.layouts[0]}, or a backend that builds {layout}"
+            + (f" ({', '.join(builders)})" if builders else ""),
         )
     return cls
 

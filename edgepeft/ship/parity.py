@@ -20,7 +20,7 @@ class ParityReport:
     """Exported vs PyTorch outputs on ``examples`` held-out inputs, against ``thresholds``.
 
     ``top1_agreement`` is the share of examples where both decide alike (the head that agrees least);
-    ``metrics`` and ``reference_metrics`` hold every metric of the task (:func:`edgepeft.tasks.evaluate`),
+    ``metrics`` and ``reference_metrics`` hold every metric of the task (:func:`edgepeft.api.tasks.evaluate`),
     ``score`` and ``reference_score`` the task's score (the accuracy of a classifier).
     """
 

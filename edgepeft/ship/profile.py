@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgepeft.api.backend import ExportOptions
+from edgepeft.api.backend import Backend, ExportOptions
 from edgepeft.api.device import DeviceProfile
 from edgepeft.api.tasks import retention
 from edgepeft.ship.memory import MemoryReport, measure_peak_memory
@@ -174,7 +174,7 @@ class ProfileReport:
 
     @property
     def score_retention(self) -> float:
-        """The share of the teacher's test quality the export keeps (:func:`edgepeft.tasks.retention`)."""
+        """The share of the teacher's test quality the export keeps (:func:`edgepeft.api.tasks.retention`)."""
         return retention(self.parity.primary, self.parity.metrics, self.teacher_metrics)
 
     @property
@@ -213,6 +213,7 @@ class ProfileReport:
 
 def profile_export(
     checked: CheckedExport,
+    backend: type[Backend],
     options: ExportOptions,
     profile: DeviceProfile,
     held_out: np.ndarray,
@@ -233,7 +234,7 @@ def profile_export(
         for b in sizes
     }
     device = device_latency or estimate_device_latency(host[batch], profile)
-    memory = measure_peak_memory(checked.artifact.backend, checked.artifact, options, sample_batch(held_out, batch))
+    memory = measure_peak_memory(backend, checked.artifact, options, sample_batch(held_out, batch))
     budgets = check_budgets(
         profile,
         size_bytes=checked.artifact.size_bytes,

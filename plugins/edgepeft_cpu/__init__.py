@@ -9,6 +9,8 @@ from edgepeft import TorchProgramBackend
 class CPUBackend(TorchProgramBackend):
     name = "cpu"
     description = "torch.export program (.pt2) run by PyTorch eager on the CPU"
+    teacher_precisions = ("fp32",)  # the teacher as trained: the reference of every bench ratio
+    bench_rank = 2
 
 
 @edgepeft.hookimpl

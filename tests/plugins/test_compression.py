@@ -317,7 +317,7 @@ def test_a_prune_target_the_model_already_meets_changes_nothing(setup):
 
 @pytest.mark.parametrize("name", ["distill", "prune", "lowrank", "quantize"])
 def test_every_builtin_technique_passes_the_plugin_author_round_trip(manager, tmp_path, name):
-    from edgepeft.authoring.conformance import options_for
+    from edgepeft.authoring.example_task import options_for
     from edgepeft.testing import technique_round_trip
 
     cls = manager.techniques.get(name)
