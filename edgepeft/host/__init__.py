@@ -1,0 +1,2 @@
+"""The plugin host: hook specifications, the plugin manager (entry points, blocking), the typed registries and
+the optional-package checks."""
