@@ -47,7 +47,7 @@ def bundle(text_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def held_out() -> list[str]:
-    from edgepeft_text import read_rotten_tomatoes, rotten_tomatoes_file
+    from edgepeft_text.rotten_tomatoes import read_rotten_tomatoes, rotten_tomatoes_file
 
     return read_rotten_tomatoes(rotten_tomatoes_file())[0][-HELD_OUT:]
 
@@ -66,7 +66,7 @@ def _python_blocks(readme: str) -> dict[str, str]:
 
 
 def test_the_bundle_carries_the_tokenizer_and_no_path_of_the_training_machine(bundle, text_run):
-    from edgepeft_text import tokenizer_folder
+    from edgepeft_text.tokenizer import tokenizer_folder
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     pre = manifest["preprocessing"]
@@ -89,7 +89,7 @@ def test_the_bundle_carries_the_tokenizer_and_no_path_of_the_training_machine(bu
 def test_the_bundled_tokenizer_gives_the_data_set_ids_and_the_model_the_run_prediction(
     bundle, text_run, held_out, monkeypatch
 ):
-    from edgepeft_text import encode, load_tokenizer, tokenizer_folder
+    from edgepeft_text.tokenizer import encode, load_tokenizer, tokenizer_folder
 
     pre = json.loads((bundle / "manifest.json").read_text())["preprocessing"]
     source = tokenizer_folder(pre["tokenizer"])
@@ -143,7 +143,7 @@ def test_verify_checks_the_tokenizer_and_names_a_deleted_or_edited_file(bundle, 
 
 
 def test_verify_tokenizes_the_sample_texts_when_the_samples_keep_them(bundle, text_run, tmp_path):
-    from edgepeft_text import encode, tokenizer_folder
+    from edgepeft_text.tokenizer import encode, tokenizer_folder
 
     copy = tmp_path / bundle.name
     shutil.copytree(bundle, copy)

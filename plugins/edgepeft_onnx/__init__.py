@@ -7,6 +7,6 @@ import edgepeft
 
 @edgepeft.hookimpl
 def edgepeft_register_backends(register: edgepeft.Registrar) -> None:
-    from edgepeft_onnx.backend import ONNXBackend
+    from .backend import ONNXBackend
 
     register(ONNXBackend)

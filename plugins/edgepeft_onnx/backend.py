@@ -47,7 +47,7 @@ class ONNXBackend(Backend):
     def export(self, model: torch.nn.Module, example: np.ndarray, directory: Path, options: ExportOptions) -> Artifact:
         import onnx
 
-        from edgepeft_onnx.quantization import quantize
+        from .quantization import quantize
 
         path = directory / "model.onnx"
         if options.precision == "fp32":

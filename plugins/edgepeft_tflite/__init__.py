@@ -7,6 +7,6 @@ import edgepeft
 
 @edgepeft.hookimpl
 def edgepeft_register_backends(register: edgepeft.Registrar) -> None:
-    from edgepeft_tflite.backend import TFLiteBackend
+    from .backend import TFLiteBackend
 
     register(TFLiteBackend)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import edgepeft
 from edgepeft import Artifact, Backend, BundleFacts, DeviceTiming, ExportOptions, TensorSpec
-from edgepeft_tflite.runtime import (
+from .runtime import (
     channels_last,
     dequantize,
     fixed_batch,
@@ -70,7 +70,7 @@ class TFLiteBackend(Backend):
             import litert_torch
         import torch
 
-        from edgepeft_tflite.embeddings import int8_embeddings
+        from .embeddings import int8_embeddings
 
         litert_torch.config.show_progress = False
         nhwc = options.input_layout == "NHWC" and example.ndim == 4
@@ -242,17 +242,17 @@ class TFLiteBackend(Backend):
 
     def app_snippet(self, facts: BundleFacts) -> str | None:
         """Loading the file on Android with LiteRT, in Kotlin."""
-        from edgepeft_tflite.kotlin import kotlin_snippet
+        from .kotlin import kotlin_snippet
 
         return kotlin_snippet(facts)
 
     def device_benchmark(self, remote_model: str, threads: int, runs: int) -> list[str] | None:
         """LiteRT's ``benchmark_model``, pushed once to ``/data/local/tmp/benchmark_model``."""
-        from edgepeft_tflite.benchmark_tool import benchmark_command
+        from .benchmark_tool import benchmark_command
 
         return benchmark_command(remote_model, threads, runs)
 
     def device_timing(self, output: str) -> DeviceTiming | None:
-        from edgepeft_tflite.benchmark_tool import parse_timings
+        from .benchmark_tool import parse_timings
 
         return parse_timings(output)

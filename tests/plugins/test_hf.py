@@ -23,7 +23,7 @@ def family():
 
 @pytest.fixture(scope="module")
 def ids() -> np.ndarray:
-    from edgepeft_hf import model_folder
+    from edgepeft_hf.model_folder import model_folder
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_folder("all-minilm-l6-v2")), local_files_only=True)
@@ -187,7 +187,7 @@ def test_lora_names_layers_it_cannot_adapt(family):
 def test_vocabulary_pruning_keeps_the_train_tokens_exactly_and_maps_the_rest_to_unknown(family, ids, tmp_path):
     import dataclasses
 
-    from edgepeft_hf import model_folder
+    from edgepeft_hf.model_folder import model_folder
 
     from edgepeft.api.context import TrainContext
 
@@ -251,7 +251,7 @@ def test_factorized_embeddings_start_from_the_truncated_svd_and_rebuild(family, 
 def test_tokenizer_and_model_must_agree(family):
     import dataclasses
 
-    from edgepeft_hf import model_folder
+    from edgepeft_hf.model_folder import model_folder
 
     folder = str(model_folder("all-minilm-l6-v2"))
 
@@ -265,7 +265,7 @@ def test_tokenizer_and_model_must_agree(family):
 
 
 def test_a_local_folder_is_kept_by_absolute_path(family, tmp_path, monkeypatch):
-    from edgepeft_hf import model_folder
+    from edgepeft_hf.model_folder import model_folder
 
     (tmp_path / "mini").symlink_to(model_folder("all-minilm-l6-v2"))
     monkeypatch.chdir(tmp_path)
@@ -303,7 +303,7 @@ def test_pruning_a_pruned_vocabulary_keeps_the_right_rows(family, ids):
 def test_token_ids_beyond_the_vocabulary_are_refused(family):
     import dataclasses
 
-    from edgepeft_hf import model_folder
+    from edgepeft_hf.model_folder import model_folder
 
     task = _tiny_task(np.full((4, 16), 40_000, np.float32))
     data = dataclasses.replace(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgepeft_interactions import movielens_folder, read_movielens, time_split
+from edgepeft_interactions.interaction_task import time_split
+from edgepeft_interactions.movielens import movielens_folder, read_movielens
 from pydantic import ValidationError
 
 from edgepeft.api.tasks import Head

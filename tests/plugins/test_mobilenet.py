@@ -6,9 +6,9 @@ import importlib.resources
 import re
 import sys
 
-import edgepeft_mobilenet
 import pytest
 import torch
+from edgepeft_mobilenet import imagenet_weights
 
 import edgepeft
 from edgepeft.api.device import parity_thresholds
@@ -109,7 +109,7 @@ def test_missing_weights_package_says_how_to_install_it(monkeypatch):
 def test_a_weights_file_for_another_architecture_is_refused(monkeypatch, imagenet_file):
     wrong = dict(imagenet_file, **{"features.1.conv.1.weight": torch.zeros(8, 32, 1, 1)})
     del wrong["features.18.0.weight"]
-    monkeypatch.setattr(edgepeft_mobilenet, "read_imagenet_weights", lambda: wrong)
+    monkeypatch.setattr(imagenet_weights, "read_imagenet_weights", lambda: wrong)
     with pytest.raises(edgepeft.ConfigError, match=r"does not match mobilenet-v2 \(2 tensors differ.*features.18"):
         build((3, 32, 32), 10)
 

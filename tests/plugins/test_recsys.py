@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-import edgepeft.plugins
 import numpy as np
 import pytest
 from edgepeft_recsys.plan import collision_rate

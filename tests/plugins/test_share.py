@@ -26,7 +26,7 @@ def manager():
 
 @pytest.fixture(scope="module")
 def task() -> edgepeft.TaskData:
-    from edgepeft_hf import model_folder
+    from edgepeft_hf.model_folder import model_folder
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_folder("all-minilm-l6-v2")), local_files_only=True)

@@ -6,16 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgepeft_text import (
-    BUILTIN_TOKENIZER,
-    ROTTEN_TOMATOES_LABELS,
-    encode,
-    load_tokenizer,
-    read_rotten_tomatoes,
-    rotten_tomatoes_file,
-    token_lengths,
-    tokenizer_folder,
-)
+from edgepeft_text.rotten_tomatoes import ROTTEN_TOMATOES_LABELS, read_rotten_tomatoes, rotten_tomatoes_file
+from edgepeft_text.tokenizer import BUILTIN_TOKENIZER, encode, load_tokenizer, token_lengths, tokenizer_folder
 
 import edgepeft
 from edgepeft.errors import ConfigError, DataError

@@ -20,6 +20,8 @@ from pydantic import Field, model_validator
 import edgepeft
 from edgepeft import StrictModel, Technique
 
+from .tokenizer import load_tokenizer
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -62,8 +64,6 @@ class AugmentText(Technique):
     example_data = "rotten-tomatoes"
 
     def setup(self, ctx: edgepeft.TrainContext) -> None:
-        from . import load_tokenizer
-
         tokenizer = load_tokenizer(Path(ctx.data.tokenizer_folder(self.name)))
         if self.options.mask and tokenizer.mask_token_id is None:
             raise edgepeft.ConfigError(
