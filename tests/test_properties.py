@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 
 from edgepeft.api.device import _merge
 from edgepeft.artifacts import bundle
+from edgepeft.artifacts.manifest import Manifest
 from edgepeft.util.validation import toml_line
+
+LEGACY_MANIFEST = Path(__file__).parent / "fixtures" / "legacy" / "bundle" / "manifest.json"
 
 keys = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=8)
 scalars = st.one_of(st.integers(-1000, 1000), st.booleans(), st.text(alphabet=string.ascii_letters, max_size=5))
@@ -84,12 +87,13 @@ def test_manifest_round_trip_lists_every_file_and_detects_any_change(tmp_path, f
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     for name, content in files.items():
         (folder / name).write_bytes(content)
-    model = sorted(files)[0]
-    bundle.finish(folder, {"name": "b", "model": {"file": model}})
+    template = Manifest.read(LEGACY_MANIFEST)
+    model = template.model.model_copy(update={"file": sorted(files)[0]})
+    bundle.finish(folder, template.model_copy(update={"model": model, "files": []}))
     manifest = bundle.read_manifest(folder)
-    assert {f["path"] for f in manifest["files"]} == set(files)
-    assert all(f["bytes"] == len(files[f["path"]]) for f in manifest["files"])
+    assert {f.path for f in manifest.files} == set(files)
+    assert all(f.bytes == len(files[f.path]) for f in manifest.files)
     victim = data.draw(st.sampled_from(sorted(files)))
     (folder / victim).write_bytes(files[victim] + b"!")
     listed = bundle._listed_files(manifest, "m")
-    assert listed[victim] != bundle.file_entries(folder)[sorted(files).index(victim)]["sha256"]
+    assert listed[victim] != bundle.file_entries(folder)[sorted(files).index(victim)].sha256

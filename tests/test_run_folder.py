@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 import edgepeft
 from edgepeft.artifacts.recipe import resolve
 from edgepeft.artifacts.run_folder import open_run
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe
 from edgepeft.train.trainer import Trainer
 
@@ -21,9 +23,18 @@ def _train(manager, folder, name="r", **changes):
     return Trainer(resolve(recipe, None, name, manager), manager, folder).run()
 
 
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """A runs folder holding the tiny run ``r`` and its teacher cache, trained once for this module."""
+    folder = tmp_path_factory.mktemp("runs")
+    _train(default_manager(), folder)
+    return folder
+
+
 @pytest.fixture
-def trained(manager, tmp_path):
-    _train(manager, tmp_path)
+def trained(first_run, tmp_path):
+    """A copy of the module's run ``r`` (with the teacher cache beside it) in ``tmp_path``, for a test to change."""
+    shutil.copytree(first_run, tmp_path, dirs_exist_ok=True)
     return tmp_path / "r"
 
 

@@ -89,17 +89,3 @@ def test_the_best_epoch_is_kept_when_every_score_is_below_minus_one() -> None:
     result = fit(model, TrainContext(data=data, teacher=None, batch_size=1024, seed=0), phase="s", epochs=2, lr=0.01)
     assert result.best_epoch >= 1 and result.best_val_score < -1
     assert result.best_val_score == max(h["val_score"] for h in result.history)
-
-
-def test_runs_written_before_several_heads_still_open() -> None:
-    from edgepeft.artifacts.run_folder import _classifier_metrics_upgraded
-
-    old = {
-        "dataset": {"fingerprint": "f"},
-        "teacher": {"test_accuracy": 0.9, "val_accuracy": 0.92, "parameters": 10},
-        "student": {"test_accuracy": 0.88, "val_accuracy": 0.9, "parameters": 5},
-        "accuracy_retention": 0.977,
-    }
-    new = _classifier_metrics_upgraded(old)
-    assert new["teacher"]["test_metrics"] == {"accuracy": 0.9} and new["student"]["test_score"] == 0.88
-    assert new["metrics"] == ["accuracy"] and new["score_retention"] == 0.977

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from edgepeft.artifacts.manifest import FileEntry, Manifest
+from edgepeft.errors import ArtifactError, EdgepeftError
 from edgepeft.util import atomic
 
 if TYPE_CHECKING:
     from edgepeft.host.manager import PluginManager
-from edgepeft.errors import ArtifactError, EdgepeftError
 
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
+MANIFEST = Manifest.FILE
 TOKENIZER = "tokenizer"
 """The bundle folder holding a text model's tokenizer; ``preprocessing.tokenizer_folder`` names it."""
 TOKENIZER_FILES = frozenset(
@@ -57,19 +57,18 @@ def host() -> dict[str, Any]:
     }
 
 
-def file_entries(folder: Path) -> list[dict[str, Any]]:
+def file_entries(folder: Path) -> list[FileEntry]:
     """sha256 and size of every file in ``folder`` except the manifest itself."""
     return [
-        {"path": p.relative_to(folder).as_posix(), "sha256": atomic.sha256_file(p), "bytes": p.stat().st_size}
+        FileEntry(path=p.relative_to(folder).as_posix(), sha256=atomic.sha256_file(p), bytes=p.stat().st_size)
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     ]
 
 
-def finish(folder: Path, manifest: dict[str, Any]) -> None:
-    """Add schema version and file hashes, then write ``manifest.json`` into ``folder``."""
-    manifest = {"schema_version": SCHEMA_VERSION, **manifest, "files": file_entries(folder)}
-    atomic.write_json(folder / MANIFEST, manifest)
+def finish(folder: Path, manifest: Manifest) -> None:
+    """Write ``manifest.json`` into ``folder``, listing every file with its hash."""
+    manifest.model_copy(update={"files": file_entries(folder)}).write(folder / MANIFEST)
 
 
 def tokenizer_files(folder: Path) -> list[Path]:
@@ -150,44 +149,26 @@ def extract_zip(archive: Path, destination: Path) -> Path:
     return destination / roots.pop()
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> Manifest:
+    """A bundle's manifest, validated (entries pointing outside the bundle are refused)."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise ArtifactError(
             "no manifest.json here", where=str(folder), fix="Pass a folder written by `edgepeft deploy`"
         )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"manifest is not valid JSON: {exc}", where=str(path)) from None
-    if not isinstance(manifest, dict):
-        raise ArtifactError("manifest is not a JSON object", where=str(path))
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ArtifactError(
-            f"unsupported manifest schema_version {manifest.get('schema_version')!r}",
-            fix=f"This edgepeft reads schema_version {SCHEMA_VERSION}; deploy again with this version",
-            where=str(path),
-        )
-    return manifest
+    return Manifest.parse(data, str(path))
 
 
-def _listed_files(manifest: dict[str, Any], where: str) -> dict[str, str]:
-    """path -> sha256 of the manifest's file list, refusing entries that are malformed or point outside."""
-    entries = manifest.get("files")
-    if not isinstance(entries, list) or not entries:
+def _listed_files(manifest: Manifest, where: str) -> dict[str, str]:
+    """path -> sha256 of the manifest's file list, which must name the model file."""
+    if not manifest.files:
         raise ArtifactError("manifest lists no files", where=where, fix="Deploy the bundle again")
-    listed = {}
-    for entry in entries:
-        if not (
-            isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str)
-        ):
-            raise ArtifactError(f"malformed file entry {entry!r}", where=where, fix="Deploy the bundle again")
-        path = PurePosixPath(entry["path"])
-        if path.is_absolute() or ".." in path.parts:
-            raise ArtifactError(f"file entry {entry['path']!r} points outside the bundle", where=where)
-        listed[entry["path"]] = entry["sha256"]
-    model_file = manifest.get("model", {}).get("file") if isinstance(manifest.get("model"), dict) else None
-    if model_file not in listed:
+    listed = {entry.path: entry.sha256 for entry in manifest.files}
+    if manifest.model.file not in listed:
         raise ArtifactError("the model file is not among the manifest's files", where=where)
     return listed
 
@@ -211,12 +192,11 @@ def verify(folder: Path, manager: PluginManager) -> Verification:
     folder = Path(folder)
     manifest = read_manifest(folder)
     listed = _listed_files(manifest, str(folder / MANIFEST))
-    preprocessing = manifest.get("preprocessing")
-    preprocessing = preprocessing if isinstance(preprocessing, dict) else {}
+    preprocessing = manifest.preprocessing
     problems = _file_problems(folder, listed, preprocessing)
     if problems:
         return Verification(problems, 0)
-    samples = manifest.get("samples", {}).get("file") if isinstance(manifest.get("samples"), dict) else None
+    samples = manifest.samples.file if manifest.samples else None
     if samples not in listed:
         return Verification(["manifest names no sample file among its hashed files; nothing can be re-run"], 0)
     if "tokenizer_folder" not in preprocessing:
@@ -239,7 +219,7 @@ def _file_problems(folder: Path, listed: dict[str, str], preprocessing: dict[str
         else:
             continue
         problems.append(_with_restore(problem, name, preprocessing) if name.startswith(f"{TOKENIZER}/") else problem)
-    problems += [f"{e['path']}: not listed in the manifest" for e in file_entries(folder) if e["path"] not in listed]
+    problems += [f"{e.path}: not listed in the manifest" for e in file_entries(folder) if e.path not in listed]
     return problems
 
 
@@ -332,14 +312,14 @@ def _pad_token_id(tokenizer: Any, files: Path) -> int | None:
     return tokenizer.padding["pad_id"] if tokenizer.padding else None
 
 
-def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManager) -> Verification:
+def _rerun_samples(folder: Path, manifest: Manifest, manager: PluginManager) -> Verification:
     import numpy as np
 
     from edgepeft.api.backend import Artifact, ExportOptions, TensorSpec
 
-    model = manifest["model"]
+    model = manifest.model
     try:
-        backend = manager.backends.get(model["backend"], where=str(folder / MANIFEST))
+        backend = manager.backends.get(model.backend, where=str(folder / MANIFEST))
         reason = backend.unavailable_reason()
         if reason:
             return Verification(
@@ -347,18 +327,16 @@ def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManage
             )
         artifact = Artifact(
             backend=backend.name,
-            path=folder / model["file"],
-            inputs=[TensorSpec(**t) for t in manifest["inputs"]],
-            outputs=[TensorSpec(**t) for t in manifest["outputs"]],
-            precision=model["precision"],
+            path=folder / model.file,
+            inputs=[TensorSpec(t.name, t.shape, t.dtype, t.quantization) for t in manifest.inputs],
+            outputs=[TensorSpec(t.name, t.shape, t.dtype, t.quantization) for t in manifest.outputs],
+            precision=model.precision,
         )
-        options = ExportOptions(
-            precision=model["precision"], input_layout=model["input_layout"], batch_size=model["batch_size"]
-        )
-        samples = json.loads((folder / manifest["samples"]["file"]).read_text())["samples"]
+        options = ExportOptions(precision=model.precision, input_layout=model.input_layout, batch_size=model.batch_size)
+        samples = json.loads((folder / manifest.samples.file).read_text())["samples"]  # type: ignore[union-attr]
         outputs = backend().load(artifact, options)(np.array([s["input"] for s in samples], dtype=np.float32))
     except EdgepeftError as exc:
-        return Verification([f"{model.get('file')}: cannot be run: {exc.message}"], 0)
+        return Verification([f"{model.file}: cannot be run: {exc.message}"], 0)
     except (OSError, KeyError, TypeError, ValueError) as exc:
         return Verification([f"{MANIFEST}: cannot re-run the samples ({type(exc).__name__}: {exc})"], 0)
     problems = []
@@ -367,5 +345,5 @@ def _rerun_samples(folder: Path, manifest: dict[str, Any], manager: PluginManage
         diff = float(np.abs(got - expected).max())
         top1 = sample.get("expected_top1")  # classifiers only
         if (top1 is not None and int(got.argmax()) != top1) or diff > 1e-4 + 1e-4 * float(np.abs(expected).max()):
-            problems.append(f"{model['file']}: sample {i} gives a different output now (max |diff| {diff:.3g})")
+            problems.append(f"{model.file}: sample {i} gives a different output now (max |diff| {diff:.3g})")
     return Verification(problems, len(samples))

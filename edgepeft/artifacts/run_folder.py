@@ -3,16 +3,16 @@ reading a finished run back."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from edgepeft.api.dataset import TaskData
 from edgepeft.api.model import ModelSpec
+from edgepeft.artifacts.metrics import RunMetrics
 from edgepeft.artifacts.recipe import ResolvedRecipe, resolve
 from edgepeft.errors import (
     ArtifactError,
@@ -32,7 +32,7 @@ log = logging.getLogger("edgepeft.run")
 
 WEIGHTS = "model.safetensors"
 SPEC = "model.json"
-METRICS = "metrics.json"
+METRICS = RunMetrics.FILE
 RECIPE = "recipe.toml"
 LOG = "train.log"
 CHECKPOINT = "checkpoint.pt"
@@ -42,22 +42,6 @@ TECHNIQUES = "techniques.json"
 """What the teacher's techniques reported (e.g. lora's trainable share), kept with the cached teacher."""
 STAGES = "stages"
 TEACHERS = ".teachers"
-
-
-@dataclass
-class ModelReport:
-    """Held-out figures for one trained model: the task's score (a classifier's accuracy) and every metric."""
-
-    test_score: float
-    val_score: float
-    test_metrics: dict[str, float]
-    val_metrics: dict[str, float]
-    parameters: int
-    size_bytes: int
-    model: dict[str, Any]
-    """What the model family says about the trained model (:meth:`ModelFamily.describe`)."""
-    techniques: list[dict[str, Any]]
-    """What the techniques that shaped its training reported (the teacher's, e.g. lora's trainable share)."""
 
 
 def save_model(model: torch.nn.Module, spec: ModelSpec, directory: Path) -> None:
@@ -157,7 +141,7 @@ class Run:
 
     path: Path
     resolved: ResolvedRecipe
-    metrics: dict[str, Any]
+    metrics: RunMetrics
 
     @property
     def name(self) -> str:
@@ -169,29 +153,13 @@ class Run:
     def data(self, manager: PluginManager) -> TaskData:
         """The run's data set and split, checked to be exactly the one it was trained on."""
         data = load_task_data(manager, self.resolved, self.resolved.recipe.seed)
-        if data.fingerprint() != self.metrics["dataset"]["fingerprint"]:
+        if data.fingerprint() != self.metrics.dataset.fingerprint:
             raise DataError(
                 "the data set differs from the one this run was trained on (fingerprint mismatch)",
                 where=str(self.path),
                 fix="Restore the original data, or retrain with `edgepeft train`",
             )
         return data
-
-
-def _classifier_metrics_upgraded(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A classifier's metrics.json from before tasks had several heads (``test_accuracy``), in today's keys."""
-    if not all(isinstance(metrics.get(r), dict) and "test_accuracy" in metrics[r] for r in ("teacher", "student")):
-        return metrics
-    for role in ("teacher", "student"):
-        m = metrics[role]
-        m["test_score"], m["val_score"] = m.pop("test_accuracy"), m.pop("val_accuracy", float("nan"))
-        m.setdefault("test_metrics", {"accuracy": m["test_score"]})
-        m.setdefault("val_metrics", {"accuracy": m["val_score"]})
-        m.setdefault("model", {})
-    metrics.setdefault("metrics", ["accuracy"])
-    if "accuracy_retention" in metrics:
-        metrics["score_retention"] = metrics.pop("accuracy_retention")
-    return metrics
 
 
 def open_run(path: Path, manager: PluginManager, runs_dir: Path = Path("runs")) -> Run:
@@ -206,18 +174,7 @@ def open_run(path: Path, manager: PluginManager, runs_dir: Path = Path("runs")) 
                 where=str(path),
                 fix="Pass a folder written by `edgepeft train`, e.g. runs/digits-distill",
             )
-    try:
-        metrics = _classifier_metrics_upgraded(json.loads((path / METRICS).read_text()))
-        fingerprint = metrics["dataset"]["fingerprint"]
-        teacher_metrics = metrics["teacher"]["test_metrics"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(
-            f"metrics.json is damaged ({type(exc).__name__}: {exc})",
-            where=str(path / METRICS),
-            fix="Retrain with `edgepeft train`",
-        ) from None
-    if not isinstance(fingerprint, str) or not isinstance(teacher_metrics, dict):
-        raise ArtifactError("metrics.json is damaged (wrong types)", where=str(path / METRICS))
+    metrics = RunMetrics.read(path / METRICS)
     data, text = read_toml(path / RECIPE)
     resolved = resolve(data, text, str(path / RECIPE), manager)
     return Run(path=path, resolved=resolved, metrics=metrics)

@@ -76,36 +76,35 @@ def train(
         return
     from edgepeft.api.tasks import format_metric
 
-    shown, score = metrics["metrics"], metrics["metric"]
+    shown, score = metrics.metrics, metrics.metric
     table = Table(
         "", *(f"test {m}" for m in shown), f"val {score}", "parameters", "size", title=f"run {resolved.recipe.name}"
     )
-    for role in ("teacher", "student"):
-        m = metrics[role]
+    for role, m in (("teacher", metrics.teacher), ("student", metrics.student)):
         table.add_row(
             role,
-            *(format_metric(name, m["test_metrics"][name]) for name in shown),
-            format_metric(score, m["val_score"]),
-            f"{m['parameters']:,}",
-            f"{m['size_bytes'] / 1024:.1f} KiB",
+            *(format_metric(name, m.test_metrics[name]) for name in shown),
+            format_metric(score, m.val_score),
+            f"{m.parameters:,}",
+            f"{m.size_bytes / 1024:.1f} KiB",
         )
     console().print(table)
-    if metrics["stages"]:
+    if metrics.stages:
         stages = Table("stage", "parameters", f"val {score}", title="student compression stages")
-        for stage in metrics["stages"]:
+        for stage in metrics.stages:
             stages.add_row(
-                stage["stage"],
-                f"{stage['parameters_before']:,} -> {stage['parameters_after']:,}",
-                format_metric(score, stage["val_score"]),
+                stage.stage,
+                f"{stage.parameters_before:,} -> {stage.parameters_after:,}",
+                format_metric(score, stage.val_score),
             )
         console().print(stages)
-        for stage in metrics["stages"]:
-            if stage.get("note"):
-                console().print(f"[yellow]{stage['stage']}: {stage['note']}[/yellow]")
-    for role in ("teacher", "student"):
-        for note in metrics[role]["model"].get("notes", []):
+        for stage in metrics.stages:
+            if stage.note:
+                console().print(f"[yellow]{stage.stage}: {stage.note}[/yellow]")
+    for role, m in (("teacher", metrics.teacher), ("student", metrics.student)):
+        for note in m.model.get("notes", []):
             console().print(f"{role}: {escape(note)}")
     console().print(
-        f"student: {metrics['compression']:.1f}x fewer parameters, keeps {metrics['score_retention']:.1%} "
+        f"student: {metrics.compression:.1f}x fewer parameters, keeps {metrics.score_retention:.1%} "
         f"of the teacher's {'accuracy' if score == 'accuracy' else ', '.join(shown)} -> {trainer.run_dir}"
     )

@@ -107,4 +107,5 @@ def edgepeft_after_epoch(state: StepState) -> None:
 
 @hookspec
 def edgepeft_run_finished(run_dir: Path, metrics: dict[str, Any]) -> None:
-    """Called once ``edgepeft train`` has written ``run_dir`` and its ``metrics.json``."""
+    """Called once ``edgepeft train`` has written ``run_dir`` and its ``metrics.json``; ``metrics`` holds
+    that file's content as a dict (its keys are described in docs/formats.md)."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import optuna
 
     from edgepeft.api.device import DeviceProfile
+    from edgepeft.artifacts.metrics import RunMetrics
     from edgepeft.host.manager import PluginManager
     from edgepeft.search.space import SearchPlan
 
@@ -92,7 +93,7 @@ class Search:
             self._measure(result, metrics)
         return result
 
-    def _train(self, resolved: Any, result: TrialResult, finished: list[TrialResult]) -> dict[str, Any] | None:
+    def _train(self, resolved: Any, result: TrialResult, finished: list[TrialResult]) -> RunMetrics | None:
         import shutil
 
         from edgepeft.artifacts.run_folder import partial_dir
@@ -113,7 +114,7 @@ class Search:
         finally:
             self.manager.unregister(guard_name)
 
-    def _measure(self, result: TrialResult, metrics: dict[str, Any]) -> None:
+    def _measure(self, result: TrialResult, metrics: RunMetrics) -> None:
         """Export and measure like ``edgepeft profile``, but with the parity gate and the accuracy on the
         validation split: the test split is reported (the PyTorch student's), never used to choose."""
         from edgepeft.artifacts.run_folder import open_run
@@ -126,14 +127,14 @@ class Search:
         )
         report = profile_run(on_validation, timing_seconds=0.5)
         result.val_score = report.parity.score
-        result.test_score = metrics["student"]["test_score"]
+        result.test_score = metrics.student.test_score
         result.size_mb = report.size_bytes / 1e6
         result.p95_ms = report.device_latency.latency.p95_ms
         result.peak_memory_mb = report.memory.process_peak_mb
         result.broke = [b.budget for b in report.budgets if not b.passed and b.budget != "min_accuracy_retention"]
         retention = self.profile.budgets.min_accuracy_retention
         parity = report.parity
-        kept = tasks.retention(parity.primary, parity.metrics, metrics["teacher"]["val_metrics"])
+        kept = tasks.retention(parity.primary, parity.metrics, metrics.teacher.val_metrics)
         if retention is not None and not kept >= retention:  # NaN (e.g. an AUC without both classes) fails
             result.broke.append("min_accuracy_retention")
 

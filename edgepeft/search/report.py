@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgepeft.artifacts.trials import Trials
 from edgepeft.search.trial import DIRECTIONS, OBJECTIVES, TrialResult, best, pareto
 from edgepeft.util import atomic
 
@@ -17,16 +18,13 @@ if TYPE_CHECKING:
 def write_trials(out: Path, plan: SearchPlan, profile: DeviceProfile, results: list[TrialResult]) -> None:
     front = {r.number for r in pareto(results)}
     chosen = best(results)
-    atomic.write_json(
-        out / "trials.json",
-        {
-            "search": plan.name,
-            "device": profile.name,
-            "objectives": dict(zip(OBJECTIVES, DIRECTIONS, strict=True)),
-            "best": chosen.number if chosen else None,
-            "trials": [{**dataclasses.asdict(r), "pareto": r.number in front} for r in results],
-        },
-    )
+    Trials.current(
+        search=plan.name,
+        device=profile.name,
+        objectives=dict(zip(OBJECTIVES, DIRECTIONS, strict=True)),
+        best=chosen.number if chosen else None,
+        trials=[{**dataclasses.asdict(r), "pareto": r.number in front} for r in results],
+    ).write(out / Trials.FILE)
 
 
 def plot(results: list[TrialResult], path: Path, title: str) -> bool:

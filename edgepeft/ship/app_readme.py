@@ -8,6 +8,7 @@ from typing import Any
 
 from edgepeft.api.backend import Backend, BundleFacts, TensorSpec
 from edgepeft.api.tasks import Head, Signature
+from edgepeft.artifacts.manifest import Manifest
 
 
 def _plus(value: float) -> str:
@@ -15,33 +16,33 @@ def _plus(value: float) -> str:
     return f"+ {value:g}" if value >= 0 else f"- {-value:g}"
 
 
-def bundle_facts(manifest: dict[str, Any]) -> BundleFacts:
+def bundle_facts(manifest: Manifest) -> BundleFacts:
     """What a bundle's ``manifest.json`` says an app developer's code needs."""
-    model = manifest["model"]
+    model = manifest.model
     return BundleFacts(
-        model_file=model["file"],
-        backend=model["backend"],
-        precision=model["precision"],
-        threads=manifest["device"]["profile"]["runtime"]["threads"],
-        input_layout=model.get("input_layout", "NCHW"),
-        inputs=tuple(TensorSpec(**spec) for spec in manifest["inputs"]),
-        outputs=tuple(TensorSpec(**spec) for spec in manifest["outputs"]),
-        preprocessing=manifest["preprocessing"],
-        heads=tuple(Head.from_dict(h) for h in manifest.get("heads", [])),
-        labels=tuple(manifest.get("labels", [])),
+        model_file=model.file,
+        backend=model.backend,
+        precision=model.precision,
+        threads=model.threads,
+        input_layout=model.input_layout,
+        inputs=tuple(TensorSpec(t.name, t.shape, t.dtype, t.quantization) for t in manifest.inputs),
+        outputs=tuple(TensorSpec(t.name, t.shape, t.dtype, t.quantization) for t in manifest.outputs),
+        preprocessing=manifest.preprocessing,
+        heads=tuple(Head.from_dict(h.model_dump()) for h in manifest.heads),
+        labels=tuple(manifest.labels),
     )
 
 
-def app_readme(manifest: dict[str, Any], backend: Backend) -> str:
+def app_readme(manifest: Manifest, backend: Backend) -> str:
     """How to load the model and run it with the matching pre- and post-processing."""
     facts = bundle_facts(manifest)
     inp, out, pre = facts.inputs[0], facts.outputs[0], facts.preprocessing
     in_q, out_q = inp.quantization, out.quantization
     lines = [
-        f"# {manifest['name']}",
+        f"# {manifest.name}",
         "",
         f"{facts.backend} model `{facts.model_file}` ({facts.precision}), built by edgepeft for the "
-        f"`{manifest['device']['name']}` profile. `edgepeft verify .` checks every file and re-runs the samples.",
+        f"`{manifest.device.name}` profile. `edgepeft verify .` checks every file and re-runs the samples.",
         "",
         "## Input",
         f"- `{inp.name}`: shape {inp.shape}, {inp.dtype}, layout {facts.input_layout}",

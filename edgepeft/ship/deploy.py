@@ -14,6 +14,7 @@ from edgepeft.api.dataset import TaskData
 from edgepeft.api.device import DeviceProfile, ParityThresholds, parity_thresholds
 from edgepeft.api.model import ModelSpec
 from edgepeft.artifacts import bundle
+from edgepeft.artifacts.manifest import Manifest
 from edgepeft.artifacts.run_folder import WEIGHTS, Run
 from edgepeft.errors import ArtifactError
 from edgepeft.host.manager import PluginManager
@@ -45,7 +46,7 @@ class Prepared:
 
     @property
     def teacher_metrics(self) -> dict[str, float]:
-        return self.run.metrics["teacher"]["test_metrics"]
+        return self.run.metrics.teacher.test_metrics
 
     def export(self, directory: Path) -> CheckedExport:
         """Export into ``directory`` through the parity gate on the held-out test split."""
@@ -109,7 +110,7 @@ class Deployment:
 
     folder: Path
     zip_path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     report: ProfileReport
 
 
@@ -167,9 +168,10 @@ def deploy(
 
 def _manifest(
     prepared: Prepared, artifact: dict[str, Any], report: ProfileReport, name: str, preprocessing: dict[str, Any]
-) -> dict[str, Any]:
+) -> Manifest:
+    """The bundle's manifest without its file list (:func:`bundle.finish` adds it)."""
     run, profile, options, data = prepared.run, prepared.profile, prepared.options, prepared.data
-    return {
+    fields = {
         "name": name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {
@@ -197,7 +199,8 @@ def _manifest(
             "run": run.name,
             "recipe": run.resolved.to_dict(),
             "seed": run.resolved.recipe.seed,
-            "dataset_fingerprint": run.metrics["dataset"]["fingerprint"],
+            "dataset_fingerprint": run.metrics.dataset.fingerprint,
             "student_weights_sha256": atomic.sha256_file(run.path / "student" / WEIGHTS),
         },
     }
+    return Manifest.current(**fields)

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgepeft.api.backend import Artifact, Backend, ExportOptions, Runner
 from edgepeft.api.device import DeviceProfile, ParityThresholds, Precision
+from edgepeft.artifacts.export_record import ExportRecord
 from edgepeft.errors import BackendUnavailableError, ConfigError, ParityError, UnknownNameError
 from edgepeft.ship.parity import CulpritReport, ParityReport, compare, find_culprit, torch_module_outputs
 
@@ -199,8 +200,8 @@ def export_run(
         described = checked.artifact.as_dict()
         described["path"] = checked.artifact.path.name
         described["extra_files"] = [p.name for p in checked.artifact.extra_files]
-        atomic.write_json(
-            tmp / "export.json",
-            {"run": run.name, "artifact": described, "options": options.portable(), "parity": checked.parity.as_dict()},
+        record = ExportRecord.current(
+            run=run.name, artifact=described, options=options.portable(), parity=checked.parity.as_dict()
         )
+        record.write(tmp / ExportRecord.FILE)
     return target, dataclasses.replace(checked, artifact=checked.artifact.moved_to(target))

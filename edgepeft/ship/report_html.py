@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import numpy as np
 
 from edgepeft.api.tasks import format_metric
+from edgepeft.artifacts.manifest import Manifest
+from edgepeft.artifacts.metrics import RunMetrics
 from edgepeft.ship.profile import ProfileReport
 
 
@@ -42,9 +43,9 @@ def _histogram(samples: tuple[float, ...], title: str) -> str:
     )
 
 
-def report_html(manifest: dict[str, Any], report: ProfileReport, run_metrics: dict[str, Any]) -> str:
+def report_html(manifest: Manifest, report: ProfileReport, run_metrics: RunMetrics) -> str:
     """One self-contained page: teacher vs student, the latency distribution, and the budget verdict."""
-    teacher, student = run_metrics["teacher"], run_metrics["student"]
+    teacher, student = run_metrics.teacher, run_metrics.student
     primary = report.parity.primary
     batch = max(report.host_latency)
     rows = "".join(
@@ -54,10 +55,10 @@ def report_html(manifest: dict[str, Any], report: ProfileReport, run_metrics: di
         for b in report.budgets
     )
     verdict = "meets every budget" if report.within_budget else "misses a budget"
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(manifest["name"])}</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(manifest.name)}</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}
 td,th{{padding:4px 10px;border-bottom:1px solid #ddd}} svg text{{font-size:12px}}</style></head><body>
-<h1>{html.escape(manifest["name"])}</h1>
+<h1>{html.escape(manifest.name)}</h1>
 <p>{report.backend} {report.precision} export for <b>{html.escape(report.device)}</b>: {verdict}.
 Parity on {report.parity.examples} held-out examples: top-1 agreement {report.parity.top1_agreement:.2%},
 max |diff| {report.parity.max_abs_diff:.3g}.</p>
@@ -69,13 +70,13 @@ max |diff| {report.parity.max_abs_diff:.3g}.</p>
                 [
                     (
                         "teacher",
-                        teacher["test_metrics"][metric],
-                        format_metric(metric, teacher["test_metrics"][metric]),
+                        teacher.test_metrics[metric],
+                        format_metric(metric, teacher.test_metrics[metric]),
                     ),
                     (
                         "student",
-                        student["test_metrics"][metric],
-                        format_metric(metric, student["test_metrics"][metric]),
+                        student.test_metrics[metric],
+                        format_metric(metric, student.test_metrics[metric]),
                     ),
                     ("exported", report.parity.metrics[metric], format_metric(metric, report.parity.metrics[metric])),
                 ],
@@ -87,8 +88,8 @@ max |diff| {report.parity.max_abs_diff:.3g}.</p>
         _bars(
             "parameters",
             [
-                ("teacher", teacher["parameters"], f"{teacher['parameters']:,}"),
-                ("student", student["parameters"], f"{student['parameters']:,}"),
+                ("teacher", teacher.parameters, f"{teacher.parameters:,}"),
+                ("student", student.parameters, f"{student.parameters:,}"),
             ],
         )
     }
@@ -96,8 +97,8 @@ max |diff| {report.parity.max_abs_diff:.3g}.</p>
         _bars(
             "size (KB)",
             [
-                ("teacher", teacher["size_bytes"] / 1024, f"{teacher['size_bytes'] / 1024:.1f} KB (fp32)"),
-                ("student", student["size_bytes"] / 1024, f"{student['size_bytes'] / 1024:.1f} KB (fp32)"),
+                ("teacher", teacher.size_bytes / 1024, f"{teacher.size_bytes / 1024:.1f} KB (fp32)"),
+                ("student", student.size_bytes / 1024, f"{student.size_bytes / 1024:.1f} KB (fp32)"),
                 ("exported", report.size_bytes / 1024, f"{report.size_bytes / 1024:.1f} KB ({report.precision})"),
             ],
         )

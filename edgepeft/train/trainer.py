@@ -19,6 +19,7 @@ from edgepeft.api.dataset import TaskData
 from edgepeft.api.model import ModelEdit
 from edgepeft.api.tasks import primary_metrics
 from edgepeft.api.technique import count_parameters
+from edgepeft.artifacts.metrics import ModelReport, RunMetrics
 from edgepeft.artifacts.recipe import ModelSection, ResolvedRecipe
 from edgepeft.artifacts.run_folder import (
     CHECKPOINT,
@@ -29,7 +30,6 @@ from edgepeft.artifacts.run_folder import (
     STAGES,
     TECHNIQUES,
     WEIGHTS,
-    ModelReport,
     load_model,
     load_task_data,
     partial_dir,
@@ -277,7 +277,7 @@ class Trainer:
         log.info("%s: best epoch %d, validation score %.4f", phase, result.best_epoch, result.best_val_score)
         return result
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunMetrics:
         """Train everything and write the run folder; returns the metrics written to metrics.json.
 
         The run is built in ``runs/.<name>.partial/`` and replaces ``runs/<name>/`` only when everything
@@ -314,7 +314,7 @@ class Trainer:
             logger.removeHandler(handler)
             handler.close()
         distributed.on_main(self._publish, work, metrics)
-        return metrics if metrics is not None else json.loads((self.run_dir / METRICS).read_text())
+        return metrics if metrics is not None else RunMetrics.read(self.run_dir / METRICS)
 
     def _prepare(self, work: Path) -> None:
         """Create the partial folder (a fresh start discards an earlier interrupted attempt) with the recipe."""
@@ -323,15 +323,15 @@ class Trainer:
         work.mkdir(parents=True, exist_ok=True)
         atomic.write_text(work / RECIPE, tomli_w.dumps(self.resolved.to_dict()))
 
-    def _publish(self, work: Path, metrics: dict[str, Any]) -> None:
+    def _publish(self, work: Path, metrics: RunMetrics) -> None:
         """Replace ``runs/<name>/`` with the finished partial folder and tell the plugins."""
         (work / CHECKPOINT).unlink(missing_ok=True)
         (work / STAGES / PROGRESS).unlink(missing_ok=True)  # only now: a run killed before this resumes
         interrupts.check()
         atomic.replace_directory(work, self.run_dir)
-        self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics)
+        self.manager.call("edgepeft_run_finished", run_dir=self.run_dir, metrics=metrics.model_dump(mode="json"))
 
-    def _run(self, work: Path) -> dict[str, Any] | None:
+    def _run(self, work: Path) -> RunMetrics | None:
         """Train the teacher and the student and write metrics.json; the metrics, on rank 0 only."""
         log.info("loading data set %s", self.recipe.data.dataset)
         data = load_task_data(self.manager, self.resolved, self.recipe.seed)
@@ -353,29 +353,28 @@ class Trainer:
         history: list[dict[str, float]],
         stages: list[dict[str, Any]],
         work: Path,
-    ) -> dict[str, Any]:
-        reports = {
-            "teacher": self._report(teacher, self.recipe.teacher, data, work / "teacher"),
-            "student": self._report(student, self.recipe.student, data, work / "student"),
-        }
-        metrics = {
-            "task": "classification" if data.is_classifier else "multi-head",
-            "metric": "accuracy" if data.is_classifier else "score",
-            "metrics": primary_metrics(data.heads),
-            "heads": [h.to_dict() for h in data.heads],
-            "dataset": {
+    ) -> RunMetrics:
+        teacher_report = self._report(teacher, self.recipe.teacher, data, work / "teacher")
+        student_report = self._report(student, self.recipe.student, data, work / "student")
+        metrics = RunMetrics.current(
+            task="classification" if data.is_classifier else "multi-head",
+            metric="accuracy" if data.is_classifier else "score",
+            metrics=primary_metrics(data.heads),
+            heads=[h.to_dict() for h in data.heads],
+            dataset={
                 "name": data.name,
                 "fingerprint": data.fingerprint(),
                 "sizes": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},
             },
-            "seed": self.recipe.seed,
-            **{name: vars(report) for name, report in reports.items()},
-            "compression": reports["teacher"].parameters / reports["student"].parameters,
-            "score_retention": tasks.retention(
-                primary_metrics(data.heads), reports["student"].test_metrics, reports["teacher"].test_metrics
+            seed=self.recipe.seed,
+            teacher=teacher_report,
+            student=student_report,
+            compression=teacher_report.parameters / student_report.parameters,
+            score_retention=tasks.retention(
+                primary_metrics(data.heads), student_report.test_metrics, teacher_report.test_metrics
             ),
-            "student_history": history,
-            "stages": stages,
-        }
-        atomic.write_json(work / METRICS, metrics)
+            student_history=history,
+            stages=stages,
+        )
+        metrics.write(work / METRICS)
         return metrics
