@@ -2,10 +2,11 @@
 
 Use them from a ``conftest.py`` with ``pytest_plugins = ["edgepeft.testing"]``. Fixtures: ``manager``,
 ``register_plugin``, ``tiny_data`` (scikit-learn's digits) and ``tiny_model`` (a small CNN trained on
-it). Helpers: :func:`technique_round_trip`, :func:`backend_round_trip`, :func:`model_round_trip`,
-:func:`check_dataset` and :func:`check_plugin` (what ``edgepeft plugins check`` runs), plus
-:func:`tiny_recipe` and :func:`write_recipe` for end-to-end runs, and :func:`load_profile` (a device
-profile by name, with what it extends merged in).
+it) and ``digits_run`` (a finished run of :func:`tiny_recipe`, trained once per test session). Helpers:
+:func:`technique_round_trip`, :func:`backend_round_trip`, :func:`model_round_trip`, :func:`check_dataset` and
+:func:`check_plugin` (what ``edgepeft plugins check`` runs), plus :func:`tiny_recipe`, :func:`write_recipe` and
+:func:`train_run` for end-to-end runs, and :func:`load_profile` (a device profile by name, with what it extends
+merged in).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from edgepeft.authoring.conformance import (
     model_round_trip,
     technique_round_trip,
 )
-from edgepeft.authoring.conformance import tiny_data as load_tiny_data
-from edgepeft.authoring.conformance import tiny_model as build_tiny_model
+from edgepeft.authoring.example_task import tiny_data as load_tiny_data
+from edgepeft.authoring.example_task import tiny_model as build_tiny_model
 from edgepeft.host.manager import PluginManager, default_manager
 
 _names = itertools.count()
@@ -59,6 +60,20 @@ def write_recipe(path: Path, recipe: dict[str, Any]) -> Path:
 
     path.write_text(tomli_w.dumps(recipe))
     return path
+
+
+def train_run(folder: Path, recipe: dict[str, Any]) -> Path:
+    """Train ``recipe`` with ``edgepeft train`` as a user would (its file in ``folder``, its run in
+    ``folder/runs``) and return the run folder."""
+    from typer.testing import CliRunner
+
+    from edgepeft.cli.app import app
+
+    path = write_recipe(folder / f"{recipe['name']}.toml", recipe)
+    result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(folder / "runs")], obj=default_manager())
+    if result.exit_code != 0:
+        raise AssertionError(f"edgepeft train {path} exited with {result.exit_code}:\n{result.output}")
+    return folder / "runs" / recipe["name"]
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +124,14 @@ def tiny_model(manager: PluginManager, tiny_data: TaskData) -> Any:
     return build_tiny_model(manager, tiny_data)
 
 
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of :func:`tiny_recipe` (``runs/tiny``, beside the ``.teachers`` cache), trained once per
+    test session and shared by every test that asks for it: read it, or copy it (``shutil.copytree``) into
+    ``tmp_path`` before changing anything in it."""
+    return train_run(tmp_path_factory.mktemp("digits-run"), tiny_recipe())
+
+
 __all__ = [
     "CheckResult",
     "RoundTrip",
@@ -117,6 +140,7 @@ __all__ = [
     "build_tiny_model",
     "check_dataset",
     "check_plugin",
+    "digits_run",
     "export_round_trip",
     "load_profile",
     "load_tiny_data",
@@ -127,5 +151,6 @@ __all__ = [
     "tiny_data",
     "tiny_model",
     "tiny_recipe",
+    "train_run",
     "write_recipe",
 ]

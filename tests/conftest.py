@@ -1,4 +1,10 @@
+import os
+
 import pytest
+
+# One torch (OpenMP) thread in this process and in the ones tests start: on a machine with a second busy process,
+# each multi-threaded pool spin-waits for a core it cannot get, and tiny trainings and exports run many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest_plugins = ["edgepeft.testing"]
 
@@ -12,12 +18,9 @@ def text_run(tmp_path_factory):
     vocabulary pruned and its token embedding factorized, distilled from outputs, hidden states and attention."""
     import csv
 
-    from edgepeft_text import read_rotten_tomatoes, rotten_tomatoes_file
-    from typer.testing import CliRunner
+    from edgepeft_text.rotten_tomatoes import read_rotten_tomatoes, rotten_tomatoes_file
 
-    from edgepeft.cli.app import app
-    from edgepeft.host.manager import default_manager
-    from edgepeft.testing import write_recipe  # imported here: pytest_plugins loads edgepeft.testing first
+    from edgepeft.testing import train_run  # imported here: pytest_plugins loads edgepeft.testing first
 
     root = tmp_path_factory.mktemp("text")
     texts, labels, _ = read_rotten_tomatoes(rotten_tomatoes_file())
@@ -53,7 +56,4 @@ def text_run(tmp_path_factory):
             {"name": "distill", "alpha": 0.5, "temperature": 2.0, "hidden": 1.0, "attention": 1.0},
         ],
     }
-    path = write_recipe(root / "tiny-text.toml", recipe)
-    result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(root / "runs")], obj=default_manager())
-    assert result.exit_code == 0, result.output
-    return root / "runs" / "tiny-text"
+    return train_run(root, recipe)

@@ -10,14 +10,11 @@ import pytest
 
 import edgepeft
 from edgepeft.api.device import load_profile
-from edgepeft.artifacts.recipe import resolve
 from edgepeft.artifacts.run_folder import open_run
 from edgepeft.authoring.conformance import check_plugin
 from edgepeft.benchmark.bench import candidates
 from edgepeft.host.manager import default_manager
 from edgepeft.ship.deploy import deploy, prepare
-from edgepeft.testing import tiny_recipe
-from edgepeft.train.trainer import Trainer
 
 OTHER_RUNTIMES = ("onnxruntime", "Interpreter", "Kotlin", "torch.export.load")
 
@@ -63,11 +60,8 @@ class _Plugin:
 
 
 @pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("capabilities")
-    manager = default_manager()
-    Trainer(resolve(tiny_recipe(name="cap"), None, "cap", manager), manager, root).run()
-    return root / "cap"
+def run_folder(digits_run):
+    return digits_run
 
 
 @pytest.fixture
@@ -81,7 +75,7 @@ def _readme(manager, run_folder, backend: str, out) -> str:
     profile = load_profile("x86-server", manager.devices)
     prepared = prepare(run, profile, manager, backend=manager.backends.get(backend), precision="fp32")
     deployment = deploy(prepared, out, timing_seconds=0.1)
-    assert deployment.manifest["model"]["backend"] == backend
+    assert deployment.manifest.model.backend == backend
     return (deployment.folder / "README.md").read_text()
 
 

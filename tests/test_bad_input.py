@@ -81,22 +81,14 @@ class RaisingPlugin:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> dict[str, Path]:
+def ws(digits_run, tmp_path_factory) -> dict[str, Path]:
+    """A folder for the broken inputs, with a device profile, and the session's finished tiny digits run."""
     root = tmp_path_factory.mktemp("bad")
     (root / "devices").mkdir()
     (root / "devices" / "never.toml").write_text(
         'description = "x"\nextends = "android"\n[budgets]\npeak_memory_mb = 100000\n'
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDGEPEFT_DEVICES_PATH", str(root / "devices"))
-        recipe = tiny_recipe(name="ok")
-        recipe["teacher"]["epochs"] = recipe["student"]["epochs"] = 1
-        write_recipe(root / "ok.toml", recipe)
-        result = CliRunner().invoke(
-            app, ["train", str(root / "ok.toml"), "--runs-dir", str(root / "runs")], obj=default_manager()
-        )
-        assert result.exit_code == 0, result.output
-    return {"root": root, "run": root / "runs" / "ok"}
+    return {"root": root, "run": digits_run}
 
 
 def _recipe(ws, name: str, **changes) -> str:
@@ -328,9 +320,10 @@ def _bundle_with(ws, backend: str) -> str:
         obj=default_manager(),
     )
     assert result.exit_code in (0, 10), result.output
-    model = out / "ok-x86-server" / f"model.{backend}"
+    bundle = out / f"{ws['run'].name}-x86-server"
+    model = bundle / f"model.{backend}"
     model.write_bytes(model.read_bytes()[: len(model.read_bytes()) // 2])
-    return str(out / "ok-x86-server")
+    return str(bundle)
 
 
 @pytest.mark.parametrize(("case", "args", "exit_code", "message"), CASES, ids=[c[0] for c in CASES])

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 import edgepeft
 from edgepeft.artifacts.recipe import resolve
 from edgepeft.cli.app import app
+from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe
 from edgepeft.train.trainer import Trainer
 
@@ -54,24 +55,34 @@ class BesselNet(edgepeft.ModelFamily):
         return Net()
 
 
-@pytest.fixture
-def runs(manager, register_plugin, tmp_path, monkeypatch):
-    class Plugin:
-        @edgepeft.hookimpl
-        def edgepeft_register_models(self, register):
-            register(BesselNet)
+class BesselPlugin:
+    @edgepeft.hookimpl
+    def edgepeft_register_models(self, register):
+        register(BesselNet)
 
-    register_plugin(Plugin(), "bessel")
-    (tmp_path / "devices").mkdir()
-    (tmp_path / "devices" / "mobile.toml").write_text(MOBILE)
-    monkeypatch.setenv("EDGEPEFT_DEVICES_PATH", str(tmp_path / "devices"))
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A plain tiny run and one whose student uses the Bessel operator, trained once for this module."""
+    root = tmp_path_factory.mktemp("check")
+    (root / "devices").mkdir()
+    (root / "devices" / "mobile.toml").write_text(MOBILE)
+    manager = default_manager()
+    manager.register(BesselPlugin(), "bessel")
     for name, student in (("plain", None), ("bessel", {"model": "test-bessel", "epochs": 1})):
         recipe = tiny_recipe(name=name)
         recipe["teacher"]["epochs"] = 1
         if student:
             recipe["student"] = student
-        Trainer(resolve(recipe, None, name, manager), manager, tmp_path / "runs").run()
-    return tmp_path
+        Trainer(resolve(recipe, None, name, manager), manager, root / "runs").run()
+    return root
+
+
+@pytest.fixture
+def runs(trained, register_plugin, monkeypatch):
+    register_plugin(BesselPlugin(), "bessel")
+    monkeypatch.setenv("EDGEPEFT_DEVICES_PATH", str(trained / "devices"))
+    return trained
 
 
 def _cli(manager, *args):

@@ -47,13 +47,13 @@ def staged_run(tmp_path_factory):
 
 def test_each_stage_is_kept_and_reported(staged_run):
     _, run, metrics = staged_run
-    assert [s["stage"] for s in metrics["stages"]] == ["02-prune", "03-lowrank", "04-quantize"]
+    assert [s.stage for s in metrics.stages] == ["02-prune", "03-lowrank", "04-quantize"]
     assert sorted(p.name for p in (run / "stages").iterdir()) == ["00-student", "02-prune", "03-lowrank", "04-quantize"]
-    prune, lowrank, quantize = metrics["stages"]
-    assert prune["parameters_after"] < 0.35 * prune["parameters_before"]
-    assert lowrank["parameters_after"] < lowrank["parameters_before"]
-    assert quantize["parameters_after"] == lowrank["parameters_after"]
-    assert metrics["student"]["parameters"] == quantize["parameters_after"]
+    prune, lowrank, quantize = metrics.stages
+    assert prune.parameters_after < 0.35 * prune.parameters_before
+    assert lowrank.parameters_after < lowrank.parameters_before
+    assert quantize.parameters_after == lowrank.parameters_after
+    assert metrics.student.parameters == quantize.parameters_after
     assert not (run / "stages" / "progress.json").exists()
 
 
@@ -61,10 +61,10 @@ def test_the_final_student_rebuilds_from_its_recorded_edits(staged_run):
     manager, run, metrics = staged_run
     model, spec = load_model(run / "student", manager)
     assert [e.technique for e in spec.edits] == ["prune", "lowrank"]
-    assert count_parameters(model) == metrics["student"]["parameters"]
+    assert count_parameters(model) == metrics.student.parameters
     earlier, _ = load_model(run / "stages" / "02-prune", manager)
     assert [e.technique for e in load_model(run / "stages" / "02-prune", manager)[1].edits] == ["prune"]
-    assert count_parameters(earlier) == metrics["stages"][0]["parameters_after"]
+    assert count_parameters(earlier) == metrics.stages[0].parameters_after
 
 
 @pytest.mark.parametrize(("backend", "precision"), [("onnx", "fp32"), ("tflite", "fp32")])

@@ -41,7 +41,8 @@ min_accuracy_retention = 0.3
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> dict[str, Path]:
+def workspace(digits_run, tmp_path_factory) -> dict[str, Path]:
+    """The session's tiny digits run (``edgepeft train`` of ``tiny_recipe()``), and a folder with test devices."""
     root = tmp_path_factory.mktemp("e2e")
     devices = root / "devices"
     devices.mkdir()
@@ -49,14 +50,7 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     (devices / "strict-box.toml").write_text(
         'description = "impossible"\nextends = "loose-box"\n[budgets]\nmax_size_mb = 0.001\n'
     )
-    recipe = write_recipe(root / "tiny.toml", tiny_recipe())
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDGEPEFT_DEVICES_PATH", str(devices))
-        result = CliRunner().invoke(
-            app, ["train", str(recipe), "--runs-dir", str(root / "runs")], obj=default_manager()
-        )
-    assert result.exit_code == 0, result.output
-    return {"root": root, "devices": devices, "run": root / "runs" / "tiny", "train_output": Path(result.output)}
+    return {"root": root, "devices": devices, "run": digits_run}
 
 
 @pytest.fixture
@@ -92,11 +86,15 @@ def test_train_writes_the_run_folder(workspace):
     assert "student: best epoch" in (run / "train.log").read_text()
 
 
-def test_train_prints_teacher_vs_student(workspace, cli):
-    result = cli("train", str(workspace["root"] / "tiny.toml"), "--runs-dir", str(workspace["root"] / "runs"))
+def test_train_prints_teacher_vs_student(workspace, cli, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(workspace["run"].parent, runs)  # training the same recipe again replaces the run
+    result = cli("train", str(write_recipe(tmp_path / "tiny.toml", tiny_recipe())), "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
     assert "teacher" in result.output and "student" in result.output and "fewer parameters" in result.output
-    assert "reusing the cached teacher" in (workspace["run"] / "train.log").read_text()
+    assert "reusing the cached teacher" in (runs / "tiny" / "train.log").read_text()
 
 
 def test_deploy_onnx_bundle_with_manifest_and_parity(workspace, cli):
@@ -159,7 +157,7 @@ def test_deploy_exported_model_runs_in_plain_onnxruntime(workspace, cli):
     dist = workspace["root"] / "dist-ort"
     assert (
         cli(
-            "deploy", "tiny", "--runs-dir", str(workspace["root"] / "runs"), "--device", "loose-box", "--out", str(dist)
+            "deploy", "tiny", "--runs-dir", str(workspace["run"].parent), "--device", "loose-box", "--out", str(dist)
         ).exit_code
         == 0
     )

@@ -27,18 +27,19 @@ def test_train_deploy_verify_without_network(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "0"}
     recipe = write_recipe(tmp_path / "r.toml", tiny_recipe(name="offline"))
 
+    def start(*args: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "edgepeft", *args]
+        pipe = subprocess.PIPE
+        return subprocess.Popen(command, env=env, stdout=pipe, stderr=pipe, text=True, cwd=tmp_path)
+
+    def finish(proc: subprocess.Popen) -> str:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode in (0, 10), stdout + stderr
+        assert "network access attempted" not in stdout + stderr
+        return stdout
+
     def edgepeft(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "edgepeft", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=tmp_path,
-        )
-        assert done.returncode in (0, 10), done.stdout + done.stderr
-        assert "network access attempted" not in done.stdout + done.stderr
-        return done.stdout
+        return finish(start(*args))
 
     check = subprocess.run(
         [sys.executable, "-c", "import socket; socket.create_connection(('localhost', 1))"],
@@ -48,17 +49,8 @@ def test_train_deploy_verify_without_network(tmp_path):
     )
     assert "network access attempted" in check.stderr  # the block is in force in these subprocesses
     edgepeft("train", str(recipe), "--runs-dir", "runs")
-    for device in ("android", "x86-server"):
-        edgepeft(
-            "deploy",
-            "runs/offline",
-            "--device",
-            device,
-            "--precision",
-            "fp32",
-            "--out",
-            "dist",
-            "--timing-seconds",
-            "0.1",
-        )
+    deploy = ("deploy", "runs/offline", "--precision", "fp32", "--out", "dist", "--timing-seconds", "0.1")
+    deploys = [start(*deploy, "--device", device) for device in ("android", "x86-server")]  # side by side
+    for proc in deploys:
+        finish(proc)
     assert "sample inputs give the recorded outputs" in " ".join(edgepeft("verify", "dist/offline-android.zip").split())

@@ -188,8 +188,8 @@ def test_an_outside_model_family_trains_through_the_same_loop(manager, register_
     recipe = tiny_recipe(name="mlp")
     recipe["student"] = {"model": "test-mlp", "epochs": 5, "lr": 0.01, "options": {"hidden": 24}}
     metrics = Trainer(resolve(recipe, None, "mlp", manager), manager, tmp_path).run()
-    assert metrics["student"]["parameters"] == 64 * 24 + 24 + 24 * 10 + 10
-    assert metrics["student"]["test_score"] > 0.7
+    assert metrics.student.parameters == 64 * 24 + 24 + 24 * 10 + 10
+    assert metrics.student.test_score > 0.7
 
 
 def test_wrapper_hook_implementations_are_refused():

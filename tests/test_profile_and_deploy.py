@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from edgepeft.artifacts.recipe import resolve
 from edgepeft.cli.app import app
 from edgepeft.host.manager import default_manager
+from edgepeft.testing import tiny_recipe
+from edgepeft.train.trainer import Trainer
 from edgepeft.util.atomic import sha256_file
 
 PHONE = (
@@ -45,19 +48,18 @@ esac
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
-    """A folder with the test device profiles."""
     root = tmp_path_factory.mktemp("deploy")
     (root / "devices").mkdir()
     (root / "devices" / "phone.toml").write_text(PHONE)
     (root / "devices" / "tight.toml").write_text(TIGHT)
     (root / "devices" / "nhwc-box.toml").write_text(NHWC_BOX)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEPEFT_DEVICES_PATH", str(root / "devices"))
+        manager = default_manager()
+        recipe = tiny_recipe(name="t")
+        recipe["student"].update(epochs=8, options={"channels": [8, 16], "hidden": 32})
+        Trainer(resolve(recipe, None, "t", manager), manager, root / "runs").run()
     return root
-
-
-@pytest.fixture
-def run(digits_run) -> str:
-    """The session's finished tiny digits run (``tiny``), which every test here reads and none changes."""
-    return str(digits_run)
 
 
 @pytest.fixture
@@ -72,7 +74,8 @@ def cli(space, monkeypatch):
     return invoke
 
 
-def test_profile_prints_budgets_and_exits_non_zero_when_one_fails(space, cli, run):
+def test_profile_prints_budgets_and_exits_non_zero_when_one_fails(space, cli):
+    run = str(space / "runs" / "t")
     ok = cli("profile", run, "--device", "phone")
     assert ok.exit_code == 0, ok.output
     for text in (
@@ -96,15 +99,14 @@ def test_profile_prints_budgets_and_exits_non_zero_when_one_fails(space, cli, ru
     assert nhwc.exit_code == 5 and "onnx: builds NCHW inputs, the profile asks for NHWC" in nhwc.output
     tight = cli("profile", run, "--device", "tight")
     assert tight.exit_code == 10 and "does not meet the tight budget (max_size_mb)" in tight.output
-    for folder in (space, Path(run).parents[1]):  # "Nothing is written"
-        assert not any(p.name.startswith("tiny-") for p in folder.iterdir())
+    assert not any(p.name.startswith("t-") for p in space.iterdir())
 
 
-def test_android_bundle_holds_what_an_app_needs_and_verifies(space, cli, run):
+def test_android_bundle_holds_what_an_app_needs_and_verifies(space, cli):
     out = space / "dist-android"
-    result = cli("deploy", run, "--device", "android", "--out", str(out))
+    result = cli("deploy", str(space / "runs" / "t"), "--device", "android", "--out", str(out))
     assert result.exit_code in (0, 10), result.output  # a tiny test model may miss the real android budget
-    bundle = out / "tiny-android"
+    bundle = out / "t-android"
     names = {p.name for p in bundle.iterdir()}
     assert names == {"model.tflite", "labels.txt", "samples.json", "README.md", "report.html", "manifest.json"}
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -160,20 +162,20 @@ def _fake_adb(tmp_path: Path, monkeypatch, device: str | None) -> Path:
     return log
 
 
-def test_push_sends_the_bundle_and_records_the_device_timing(space, cli, tmp_path, monkeypatch, run):
+def test_push_sends_the_bundle_and_records_the_device_timing(space, cli, tmp_path, monkeypatch):
     log = _fake_adb(tmp_path, monkeypatch, "emulator-5554")
     out = tmp_path / "dist"
-    result = cli("deploy", run, "--device", "phone", "--out", str(out), "--push")
+    result = cli("deploy", str(space / "runs" / "t"), "--device", "phone", "--out", str(out), "--push")
     assert result.exit_code == 0, result.output
     calls = log.read_text().splitlines()
-    staging, final = "/data/local/tmp/edgepeft/.tiny-phone.staging", "/data/local/tmp/edgepeft/tiny-phone"
+    staging, final = "/data/local/tmp/edgepeft/.t-phone.staging", "/data/local/tmp/edgepeft/t-phone"
     assert calls[0] == "devices"
     assert any(c.startswith("-s emulator-5554 push") and c.endswith(f"{staging}/model.tflite") for c in calls)
     assert any(c.endswith(f"{staging}/manifest.json") for c in calls)
     bench = next(c for c in calls if "benchmark_model --graph" in c)
     assert f"--graph={staging}/model.tflite" in bench and "--num_threads=4" in bench
     assert calls[-1] == f"-s emulator-5554 shell rm -rf {final} && mv {staging} {final}"  # swapped in last
-    manifest = json.loads((out / "tiny-phone" / "manifest.json").read_text())
+    manifest = json.loads((out / "t-phone" / "manifest.json").read_text())
     device = manifest["metrics"]["latency_device_ms"]
     assert device["source"] == "measured on the device" and device["p95_ms"] == pytest.approx(0.64)
     assert device["p50_ms"] == pytest.approx(0.51) and device["iterations"] == 100
@@ -181,34 +183,34 @@ def test_push_sends_the_bundle_and_records_the_device_timing(space, cli, tmp_pat
     assert p95["source"] == "measured on the device" and p95["value"] == pytest.approx(0.64)
 
 
-def test_push_without_adb_or_without_a_device_does_nothing(space, cli, tmp_path, monkeypatch, run):
+def test_push_without_adb_or_without_a_device_does_nothing(space, cli, tmp_path, monkeypatch):
     out = tmp_path / "dist"
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    no_adb = cli("deploy", run, "--device", "phone", "--out", str(out), "--push")
+    no_adb = cli("deploy", str(space / "runs" / "t"), "--device", "phone", "--out", str(out), "--push")
     assert no_adb.exit_code == 11 and "adb is not installed" in no_adb.output
     monkeypatch.undo()
     monkeypatch.setenv("EDGEPEFT_DEVICES_PATH", str(space / "devices"))
     _fake_adb(tmp_path, monkeypatch, None)
-    no_device = cli("deploy", run, "--device", "phone", "--out", str(out), "--push")
+    no_device = cli("deploy", str(space / "runs" / "t"), "--device", "phone", "--out", str(out), "--push")
     assert no_device.exit_code == 11 and "no Android device is attached" in no_device.output
     assert not out.exists()
 
 
-def test_an_interrupted_deploy_leaves_the_previous_bundle_or_none(space, cli, tmp_path, run):
+def test_an_interrupted_deploy_leaves_the_previous_bundle_or_none(space, cli, tmp_path):
     out = tmp_path / "dist"
     command = [
         sys.executable,
         "-m",
         "edgepeft",
         "deploy",
-        run,
+        str(space / "runs" / "t"),
         "--device",
         "phone",
         "--out",
         str(out),
     ]
     env = {**os.environ, "EDGEPEFT_DEVICES_PATH": str(space / "devices")}
-    bundle = out / "tiny-phone"
+    bundle = out / "t-phone"
 
     def interrupted(after: float, sig: int) -> int:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -218,7 +220,7 @@ def test_an_interrupted_deploy_leaves_the_previous_bundle_or_none(space, cli, tm
 
     def intact_or_absent() -> None:
         visible = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.exists() else []
-        assert visible in ([], ["tiny-phone", "tiny-phone.zip"]), visible
+        assert visible in ([], ["t-phone", "t-phone.zip"]), visible
         if visible:
             assert cli("verify", str(bundle)).exit_code == 0
 
@@ -227,7 +229,7 @@ def test_an_interrupted_deploy_leaves_the_previous_bundle_or_none(space, cli, tm
     # finishes, which is also a whole bundle.)
     codes = [interrupted(1.5, signal.SIGINT)]
     intact_or_absent()
-    assert cli("deploy", run, "--device", "phone", "--out", str(out)).exit_code == 0
+    assert cli("deploy", str(space / "runs" / "t"), "--device", "phone", "--out", str(out)).exit_code == 0
     for after, sig in ((2.0, signal.SIGINT), (4.0, signal.SIGINT), (3.0, signal.SIGKILL), (5.0, signal.SIGKILL)):
         codes.append(interrupted(after, sig))
         intact_or_absent()
@@ -237,11 +239,9 @@ def test_an_interrupted_deploy_leaves_the_previous_bundle_or_none(space, cli, tm
     assert sum(code != 0 for code in codes) >= 3, codes  # the signals did interrupt runs
 
 
-def test_bench_command_measures_teacher_baseline_and_student_and_writes_its_files(
-    space, cli, monkeypatch, tmp_path, run
-):
+def test_bench_command_measures_teacher_baseline_and_student_and_writes_its_files(space, cli, monkeypatch, tmp_path):
     monkeypatch.setenv("EDGEPEFT_DISABLE_PLUGINS", "tflite")  # ONNX and PyTorch rows only: the command, quickly
-    result = cli("bench", run, "--device", "phone", "--quick", "--out", str(tmp_path))
+    result = cli("bench", str(space / "runs" / "t"), "--device", "phone", "--quick", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "ratios" in result.output and "tflite" not in result.output  # a disabled backend declares no rows
     bench = json.loads((tmp_path / "bench.json").read_text())

@@ -55,15 +55,15 @@ def _stop_mid_student(proc: subprocess.Popen, checkpoint: Path, sig: int) -> dic
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted run, and a second one from scratch with the same seed."""
+    """An uninterrupted run, and a second one from scratch with the same seed, trained side by side."""
     root = tmp_path_factory.mktemp("reference")
     recipe = _recipe(root)
-    results = []
-    for runs in (root / "a", root / "b"):
-        proc = _train(str(recipe), "--runs-dir", str(runs), "--checkpoint-every", "5")
-        assert proc.wait(timeout=300) == 0, proc.stdout.read()
-        results.append(_finished(runs))
-    return recipe, results
+    folders = (root / "a", root / "b")
+    procs = [_train(str(recipe), "--runs-dir", str(runs), "--checkpoint-every", "5") for runs in folders]
+    for proc in procs:
+        output = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, output
+    return recipe, [_finished(runs) for runs in folders]
 
 
 def test_same_seed_same_weights(reference):

@@ -27,15 +27,22 @@ def _new(*args: str):
     return CliRunner().invoke(app, ["plugin", "new", *args], obj=default_manager(), env={"COLUMNS": "200"})
 
 
-def _python(*args: str, site: Path) -> subprocess.CompletedProcess[str]:
-    """Run this interpreter with the package installed in ``site`` importable, and check it succeeds."""
+def _pythons(*commands: tuple[str, ...], site: Path) -> list[str]:
+    """Run this interpreter once per command, side by side, with the package installed in ``site`` importable;
+    check each succeeds and return their outputs."""
     # One torch thread: on a busy shared CPU, torch's default thread pool makes tiny trainings ~10x slower.
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "250", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, *args], env=env, cwd=site.parent, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result
+    pipe = subprocess.PIPE
+    procs = [
+        subprocess.Popen([sys.executable, *args], env=env, cwd=site.parent, stdout=pipe, stderr=pipe, text=True)
+        for args in commands
+    ]
+    outputs = []
+    for args, proc in zip(commands, procs, strict=True):
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{' '.join(args)}:\n{stdout}\n{stderr}"
+        outputs.append(stdout)
+    return outputs
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -46,13 +53,16 @@ def test_generated_package_installs_is_discovered_conforms_and_passes_its_tests(
     package = tmp_path / f"edgepeft-{name}"
     assert f"{package}/" in result.output and "pip install -e '.[test]'" in result.output
     site = tmp_path / "site"
-    _python(*PIP_INSTALL_INTO, str(site), str(package), site=site)
-    _python("-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"), site=site)
-    listing = _python("-m", "edgepeft", "plugins", site=site).stdout
+    _pythons((*PIP_INSTALL_INTO, str(site), str(package)), site=site)
+    _, listing, checked = _pythons(  # the installed package's own tests, the listing and the check
+        ("-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")),
+        ("-m", "edgepeft", "plugins"),
+        ("-m", "edgepeft", "plugins", "check", name),
+        site=site,
+    )
     row = next(line for line in listing.splitlines() if f"│ {name} " in line)
     cells = [cell.strip() for cell in row.split("│") if cell.strip()]
     assert cells[1:] == [kind, name, f"edgepeft-{name}", "0.1.0", "available"], cells
-    checked = _python("-m", "edgepeft", "plugins", "check", name, site=site).stdout
     assert f"│ {name} " in checked and "│ pass " in checked and "none failed" in checked
 
 

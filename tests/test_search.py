@@ -104,8 +104,8 @@ def test_pareto_front_and_best_trial_within_budget():
 def test_a_search_prints_the_front_writes_every_trial_and_repeats_with_the_same_seed(tmp_path):
     recipe = _recipe(tmp_path, trials=3)
     outputs = []
-    for out in ("a", "b"):
-        proc = _search(str(recipe), "--out", str(tmp_path / out), cwd=tmp_path)
+    searches = {out: _search(str(recipe), "--out", str(tmp_path / out), cwd=tmp_path) for out in ("a", "b")}
+    for out, proc in searches.items():  # side by side: nothing but the seed is shared
         stdout, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr[-2000:]
         assert "Pareto front on search-box" in stdout and "deploy it: edgepeft deploy" in stdout

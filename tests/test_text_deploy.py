@@ -159,7 +159,7 @@ def test_verify_tokenizes_the_sample_texts_when_the_samples_keep_them(bundle, te
             (match,) = np.flatnonzero((ids == np.array(sample["input"])).all(axis=1))
             sample["text"] = text_of(texts[match])
         (copy / "samples.json").write_text(json.dumps(samples))
-        manifest["files"] = file_entries(copy)  # the manifest vouches for the edited samples
+        manifest["files"] = [e.model_dump() for e in file_entries(copy)]  # the manifest vouches for the edited samples
         (copy / "manifest.json").write_text(json.dumps(manifest))
         return _cli("verify", str(copy)).output
 

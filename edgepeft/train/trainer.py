@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edgepeft.run")
 
+
 class Trainer:
     """Runs a resolved recipe: trains (or reuses) the teacher, then the student, and writes the run."""
 
