@@ -37,8 +37,9 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# pytest-xdist: one test process per core (at most 4); a file's tests share a process and its fixtures.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n logical --maxprocesses 4 --dist loadfile
 
 # Every landed scenario against its baselines, side by side (trains what runs/ lacks): `make bench ARGS=--quick`
 bench: install

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -76,6 +78,24 @@ def train_run(folder: Path, recipe: dict[str, Any]) -> Path:
     return folder / "runs" / recipe["name"]
 
 
+def once_per_session(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` run once per test session, also when pytest-xdist spreads the tests over several
+    processes: the first process to ask builds it (under a file lock, in a folder all of them share) and the
+    others reuse what it returned. A build that failed is tried again by the next process that asks."""
+    from filelock import FileLock
+
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, shared by its workers
+    folder, done = root / name, root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            done.write_text(str(build(folder).relative_to(folder)))
+    return folder / done.read_text()
+
+
 @pytest.fixture(autouse=True)
 def _log_handlers_on_open_streams() -> Iterator[None]:
     """A library imported during a test's ``CliRunner.invoke`` (torch submodules, the quantizers) binds its
@@ -127,9 +147,9 @@ def tiny_model(manager: PluginManager, tiny_data: TaskData) -> Any:
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run folder of :func:`tiny_recipe` (``runs/tiny``, beside the ``.teachers`` cache), trained once per
-    test session and shared by every test that asks for it: read it, or copy it (``shutil.copytree``) into
-    ``tmp_path`` before changing anything in it."""
-    return train_run(tmp_path_factory.mktemp("digits-run"), tiny_recipe())
+    test session (:func:`once_per_session`) and shared by every test that asks for it: read it, or copy it
+    (``shutil.copytree``) into ``tmp_path`` before changing anything in it."""
+    return once_per_session(tmp_path_factory, "digits-run", lambda folder: train_run(folder, tiny_recipe()))
 
 
 __all__ = [
@@ -146,6 +166,7 @@ __all__ = [
     "load_tiny_data",
     "manager",
     "model_round_trip",
+    "once_per_session",
     "register_plugin",
     "technique_round_trip",
     "tiny_data",

@@ -16,13 +16,18 @@ def text_run(tmp_path_factory):
     """A tiny text run on 600 real review snippets, trained once per session: a 2-layer MiniLM cut as the
     teacher through LoRA; a student of two layers sharing their weights, a smaller feed-forward block, its
     vocabulary pruned and its token embedding factorized, distilled from outputs, hidden states and attention."""
+    from edgepeft.testing import once_per_session  # imported here: pytest_plugins loads edgepeft.testing first
+
+    return once_per_session(tmp_path_factory, "text-run", _train_text_run)
+
+
+def _train_text_run(root):
     import csv
 
     from edgepeft_text.rotten_tomatoes import read_rotten_tomatoes, rotten_tomatoes_file
 
-    from edgepeft.testing import train_run  # imported here: pytest_plugins loads edgepeft.testing first
+    from edgepeft.testing import train_run
 
-    root = tmp_path_factory.mktemp("text")
     texts, labels, _ = read_rotten_tomatoes(rotten_tomatoes_file())
     with (root / "reviews.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

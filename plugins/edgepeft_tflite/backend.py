@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import edgepeft
 from edgepeft import Artifact, Backend, BundleFacts, DeviceTiming, ExportOptions, TensorSpec
+
 from .runtime import (
     channels_last,
     dequantize,
