@@ -136,3 +136,15 @@ def test_plugin_mistakes_are_failures_with_their_reasons_shown_verbatim(manager,
     assert "silent' changed the architecture without a record that rebuilds it" in output
     assert "names backends no installed plugin registers: onxx" in output
     assert "failed 3 of 4 checks" in output and "Traceback" not in result.output  # the missing package: a skip
+
+
+def test_a_technique_check_without_onnx_exports_with_another_backend_and_says_which(monkeypatch):
+    from edgepeft.host.manager import default_manager
+
+    monkeypatch.setenv("EDGEPEFT_DISABLE_PLUGINS", "onnx")
+    manager = default_manager()
+    assert "onnx" not in manager.backends
+    result = _check(manager, "distill")
+    assert result.exit_code == 0, result.output
+    assert "on digits with cnn, exported with tflite" in result.output
+    assert "tflite fp32: agreement" in result.output and "onnx" not in result.output
