@@ -24,6 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgepeft import count_parameters
+from edgepeft.artifacts.metrics import RunMetrics
 from edgepeft.artifacts.recipe import builtin_recipes, read_toml, resolve
 from edgepeft.artifacts.run_folder import load_task_data, open_run
 from edgepeft.host.manager import PluginManager, default_manager
@@ -72,7 +73,7 @@ def single_task_recipe(recipe: dict[str, Any], head: str, manager: PluginManager
     return out
 
 
-def trained(recipe: dict[str, Any], manager: PluginManager, runs: Path, console: Console) -> dict[str, Any]:
+def trained(recipe: dict[str, Any], manager: PluginManager, runs: Path, console: Console) -> RunMetrics:
     """The run's metrics, training it unless ``runs`` holds a finished run of the same recipe."""
     folder = runs / recipe["name"]
     resolved = resolve(recipe, None, recipe["name"], manager)
@@ -90,18 +91,18 @@ def compare(recipe: dict[str, Any], manager: PluginManager, runs: Path, console:
     """The multi-task student of ``recipe`` against its two single-task students: each head's main test
     metric, the multi-task gain (positive: the multi-task student is better) and the parameter counts."""
     multi = trained(recipe, manager, runs, console)
-    budget = multi["student"]["parameters"]
+    budget = multi.student.parameters
     single = {
         head: trained(single_task_recipe(recipe, head, manager, budget // 2), manager, runs, console) for head in HEADS
     }
     heads = {}
     for head in HEADS:
         metric = MAIN[head]
-        multi_value = multi["student"]["test_metrics"][f"{head}.{metric}"]
-        single_value = single[head]["student"]["test_metrics"][metric]
+        multi_value = multi.student.test_metrics[f"{head}.{metric}"]
+        single_value = single[head].student.test_metrics[metric]
         gain = single_value - multi_value if metric == "rmse" else multi_value - single_value
         heads[head] = {"metric": metric, "multi": multi_value, "single": single_value, "gain": gain}
-    parameters = {"multi": budget, **{f"{h}-only": s["student"]["parameters"] for h, s in single.items()}}
+    parameters = {"multi": budget, **{f"{h}-only": s.student.parameters for h, s in single.items()}}
     return {"seed": recipe["seed"], "heads": heads, "parameters": parameters, "beats": beats(heads)}
 
 

@@ -35,13 +35,14 @@ from edgepeft.util.quiet import quiet_loggers
 from edgepeft.util.validation import StrictModel
 
 if TYPE_CHECKING:
-    from edgepeft.api.context import Batch, StepState, TrainContext
+    from edgepeft.api.context import Batch, FitResult, StepState, TrainContext
     from edgepeft.api.device import DeviceProfile
     from edgepeft.train.loop import predict
 
 _LAZY = {
     "DeviceProfile": "edgepeft.api.device",
     "Batch": "edgepeft.api.context",
+    "FitResult": "edgepeft.api.context",
     "StepState": "edgepeft.api.context",
     "TrainContext": "edgepeft.api.context",
     "predict": "edgepeft.train.loop",
@@ -85,6 +86,7 @@ __all__ = [
     "ExportError",
     "ExportOptions",
     "Field",
+    "FitResult",
     "Head",
     "ModelFamily",
     "ModelSpec",

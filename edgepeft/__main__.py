@@ -1,5 +1,5 @@
 """``python -m edgepeft`` runs the command line."""
 
-from edgepeft.cli.app import main
+from edgepeft.cli.root import main
 
 main()

@@ -69,7 +69,7 @@ def train_run(folder: Path, recipe: dict[str, Any]) -> Path:
     ``folder/runs``) and return the run folder."""
     from typer.testing import CliRunner
 
-    from edgepeft.cli.app import app
+    from edgepeft.cli import app
 
     path = write_recipe(folder / f"{recipe['name']}.toml", recipe)
     result = CliRunner().invoke(app, ["train", str(path), "--runs-dir", str(folder / "runs")], obj=default_manager())

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe, write_recipe
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import edgepeft
 from edgepeft.artifacts.recipe import resolve
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe
 from edgepeft.train.trainer import Trainer

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import edgepeft
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.host.manager import default_manager
 
 
@@ -137,7 +137,7 @@ def test_main_loads_plugins_without_torch_and_runs_help():
 def test_a_plugin_command_cannot_replace_a_builtin(manager, register_plugin):
     import typer
 
-    from edgepeft.cli.app import check_command_names
+    from edgepeft.cli.root import check_command_names
 
     app = typer.Typer()
 

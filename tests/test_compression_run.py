@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import edgepeft
 from edgepeft.artifacts.recipe import load_recipe
 from edgepeft.artifacts.run_folder import load_model
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe, write_recipe
 from edgepeft.train.trainer import Trainer, count_parameters

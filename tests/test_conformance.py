@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import edgepeft
 from edgepeft.authoring.conformance import check_plugin
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 
 
 def _check(manager, name):

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 
 
 def test_default_train_and_deploy_meet_the_promised_floors(manager, tmp_path):

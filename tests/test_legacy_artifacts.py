@@ -125,3 +125,21 @@ def test_a_file_from_a_newer_edgepeft_is_refused_with_what_to_do(model, tmp_path
     path.write_text(json.dumps({"schema_version": model.SCHEMA_VERSION + 1}))
     with pytest.raises(edgepeft.ArtifactError, match=rf"unsupported {model.FILE} schema_version .* upgrade edgepeft"):
         model.read(path)
+
+
+def test_a_manifest_without_schema_version_is_refused(tmp_path):
+    manifest = _json(LEGACY / "bundle" / "manifest.json")
+    del manifest["schema_version"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(edgepeft.ArtifactError, match=r"unsupported manifest\.json schema_version None") as caught:
+        Manifest.read(tmp_path / "manifest.json")
+    assert "deploy the bundle again" in str(caught.value.fix)
+
+
+def test_an_integer_zero_point_stays_an_integer_in_the_files():
+    from edgepeft.artifacts.measurements import TensorRecord
+
+    quantization = {"scale": 0.5, "zero_point": -128}
+    tensor = TensorRecord(name="input", shape=["batch", 4], dtype="int8", quantization=quantization)
+    written = json.loads(tensor.model_dump_json())["quantization"]
+    assert written == quantization and isinstance(written["zero_point"], int)

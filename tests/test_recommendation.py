@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from edgepeft.api.context import TrainContext
 from edgepeft.artifacts.run_folder import load_task_data
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.errors import ConfigError
 from edgepeft.host.manager import default_manager
 from edgepeft.testing import write_recipe

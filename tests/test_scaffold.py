@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from edgepeft.authoring.scaffold import create_plugin, render
 from edgepeft.authoring.templates import KINDS
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.errors import EdgepeftError
 from edgepeft.host.manager import default_manager
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from edgepeft.artifacts.bundle import bundle_tokenizer, file_entries
 from edgepeft.artifacts.run_folder import open_run
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.errors import ArtifactError
 from edgepeft.host.manager import default_manager
 from edgepeft.train.loop import predict

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from edgepeft.api.technique import count_parameters
 from edgepeft.artifacts.run_folder import load_model
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.host.manager import default_manager
 
 pytest.importorskip("peft")

@@ -85,4 +85,3 @@ class FitResult:
 
 
 StepHook = Callable[[str, StepState], None]
-

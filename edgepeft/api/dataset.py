@@ -24,7 +24,7 @@ class NoOptions(StrictModel):
 @dataclass(frozen=True)
 class Split:
     """One split: preprocessed inputs ``x`` (float32, batch first) and labels ``y``: integer classes for a
-    classifier, else float32 with one column per head (see :mod:`edgepeft.tasks`)."""
+    classifier, else float32 with one column per head (see :mod:`edgepeft.api.tasks`)."""
 
     x: np.ndarray
     y: np.ndarray

@@ -83,6 +83,7 @@ class Manifest(VersionedFile):
 
     FILE: ClassVar[str] = "manifest.json"
     FIX: ClassVar[str] = "Deploy the bundle again with `edgepeft deploy`"
+    UNVERSIONED_AS: ClassVar[int | None] = None  # every manifest edgepeft wrote carries its schema_version
     OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"samples"})
 
     name: str = Field(description="The bundle's name: `<run>-<device>`.")

@@ -16,7 +16,7 @@ class TensorRecord(Record):
     name: str = Field(description="The tensor's name in the model file.")
     shape: list[int | str] = Field(description='Its shape; `"batch"` marks a dynamic batch dimension.')
     dtype: str = Field("float32", description="Element type in the model file (e.g. `float32`, `int8`).")
-    quantization: dict[str, float] | None = Field(
+    quantization: dict[str, float | int] | None = Field(
         None, description="`{scale, zero_point}` of an integer tensor: real value = (q - zero_point) * scale."
     )
 

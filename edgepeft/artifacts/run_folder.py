@@ -3,7 +3,6 @@ reading a finished run back."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     import torch
 
     from edgepeft.host.manager import PluginManager
-
-log = logging.getLogger("edgepeft.run")
 
 WEIGHTS = "model.safetensors"
 SPEC = "model.json"

@@ -41,11 +41,13 @@ class Record(BaseModel):
 class VersionedFile(Record):
     """A whole file: its name, the schema version this edgepeft writes, and what to do when it is damaged.
 
-    A file without ``schema_version`` was written before edgepeft recorded it and is read as version 1.
+    A file without ``schema_version`` was written before edgepeft recorded it and is read as
+    ``UNVERSIONED_AS`` (version 1), unless the file always carried one (``UNVERSIONED_AS = None``).
     """
 
     FILE: ClassVar[str]
     SCHEMA_VERSION: ClassVar[int] = 1
+    UNVERSIONED_AS: ClassVar[int | None] = 1
     FIX: ClassVar[str]
     """What a user does about a damaged file (e.g. retrain)."""
 
@@ -63,13 +65,13 @@ class VersionedFile(Record):
         """Validate ``data`` (a file's decoded JSON); a newer schema version or any damage is an ArtifactError."""
         if not isinstance(data, dict):
             raise ArtifactError(f"{cls.FILE} is damaged (not a JSON object)", where=where, fix=cls.FIX)
-        version = data.get("schema_version", 1)
+        version = data.get("schema_version", cls.UNVERSIONED_AS)
         if type(version) is not int or not 1 <= version <= cls.SCHEMA_VERSION:
             raise ArtifactError(
                 f"unsupported {cls.FILE} schema_version {version!r}",
                 where=where,
                 fix=f"This edgepeft reads schema_version {cls.SCHEMA_VERSION} and older; upgrade edgepeft, or "
-                "write the file again with this version",
+                f"{cls.FIX[0].lower()}{cls.FIX[1:]}",
             )
         try:
             return cls.model_validate(data)

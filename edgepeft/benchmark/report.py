@@ -182,7 +182,7 @@ def describe(result: BenchResult) -> str:
     baseline = references["baseline"] or (
         f"not measured ({first.candidate.backend} {first.candidate.precision} is unavailable)"
         if first
-        else "not measured (no backend here declares one)"
+        else "not measured (no available backend declares one)"
     )
     return (
         f"{result.run} for device profile {result.device}: {result.examples:,} held-out test examples, "
@@ -191,7 +191,7 @@ def describe(result: BenchResult) -> str:
         + f", throughput (items over mean time per call) at batch {result.throughput_batch}. This machine's "
         f"fp32 matmul peak: {peak.flops_per_second / 1e9:.1f} GFLOP/s ({peak.size}x{peak.size}, {peak.threads} "
         "threads); the FLOP floor is a model's FLOPs at that peak (int8 rows are held to the fp32 peak too, so "
-        f"they can pass 100%). T = the teacher in PyTorch fp32 ({references['teacher']}); B = the baseline, "
+        f"they can pass 100%). T = the teacher ({references['teacher'] or 'not measured'}); B = the baseline, "
         f"{baseline}; R = the teacher's one-line int8 export on the row's own runtime. Peak MB = peak "
         "resident memory of a fresh process running the exported file at the profile's batch. Student exports "
         "passed the parity gate; teacher and baseline exports are measured as converted."

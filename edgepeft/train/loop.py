@@ -167,7 +167,7 @@ def fit(
     ``on_step(hook_name, state)`` feeds the lifecycle hooks. With
     ``checkpoint``, training resumes from the phase's last checkpoint and saves new ones as it goes.
 
-    Under torchrun (:mod:`edgepeft.distributed`), ``ctx.batch_size`` stays the global batch: each of the
+    Under torchrun (:mod:`edgepeft.train.distributed`), ``ctx.batch_size`` stays the global batch: each of the
     processes trains on its share of every batch (the same steps and learning-rate schedule as one process),
     DDP averages the gradients, the losses reported are averaged over the processes, and rank 0 scores the
     validation split and keeps the model every process continues with after each epoch.
@@ -345,5 +345,3 @@ def stop_on_signals(checkpoint: Checkpointer) -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         checkpoint.stop_requested = False
-
-

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import edgepeft
 from edgepeft.api.device import parity_thresholds
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.ship.export import export_checked
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch here")

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.errors import DataError
 from edgepeft.host.manager import default_manager
 from edgepeft.testing import tiny_recipe, write_recipe

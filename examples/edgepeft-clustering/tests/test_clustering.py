@@ -18,7 +18,7 @@ from edgepeft import count_parameters
 from edgepeft.api.context import TrainContext
 from edgepeft.api.device import parity_thresholds
 from edgepeft.artifacts.run_folder import load_model
-from edgepeft.cli.app import app
+from edgepeft.cli import app
 from edgepeft.host.manager import default_manager
 from edgepeft.ship.export import export_checked
 from edgepeft.testing import check_plugin
