@@ -66,8 +66,12 @@ def _usable(cls: Any) -> bool:
     return True
 
 
-def _families_for(manager: PluginManager, dataset: str) -> list[type[ModelFamily]]:
-    return [e.value for e in manager.models if e.value.example_data == dataset and _usable(e.value)]
+def _family_for(manager: PluginManager, dataset: str) -> type[ModelFamily]:
+    """The first usable model family made for ``dataset`` (its ``example_data``)."""
+    families = [e.value for e in manager.models if e.value.example_data == dataset and _usable(e.value)]
+    if not families:
+        raise PluginError(f"no registered model family is made for data set {dataset!r} (example_data)")
+    return families[0]
 
 
 def example_task(manager: PluginManager, dataset: str | None = None, seed: int = 0) -> ExampleTask:
@@ -90,10 +94,7 @@ def example_task(manager: PluginManager, dataset: str | None = None, seed: int =
                 fix="Install a data set plugin and a model family made for it",
             )
         dataset = found
-    families = _families_for(manager, dataset)
-    if not families:
-        raise PluginError(f"no registered model family is made for data set {dataset!r} (example_data)")
-    return ExampleTask(example_data(manager, dataset, seed), families[0])
+    return ExampleTask(example_data(manager, dataset, seed), _family_for(manager, dataset))
 
 
 def example_data(manager: PluginManager, dataset: str, seed: int = 0) -> TaskData:
@@ -114,10 +115,7 @@ def tiny_data(manager: PluginManager, seed: int = 0) -> TaskData:
 
 def tiny_model(manager: PluginManager, data: TaskData, *, trained: bool = True, seed: int = 0) -> torch.nn.Module:
     """A small model of the first family made for ``data``, trained briefly unless ``trained=False``."""
-    families = _families_for(manager, data.name)
-    if not families:
-        raise PluginError(f"no registered model family is made for data set {data.name!r} (example_data)")
-    return ExampleTask(data, families[0]).build(trained, seed)
+    return ExampleTask(data, _family_for(manager, data.name)).build(trained, seed)
 
 
 def export_backend(manager: PluginManager) -> type[Backend]:
